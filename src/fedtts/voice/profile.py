@@ -1,0 +1,89 @@
+"""A ``Voice``: a Kokoro style pack ``[510, 256]`` plus metadata; stock packs and weighted blends.
+
+Dims 0–127 of a style row condition the decoder (timbre), 128–255 the prosody predictor; row k
+is used for an input of k+1 phoneme tokens.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from fedtts.engine.assets import load_stock_packs
+
+PACK_SHAPE = (510, 256)
+TIMBRE = slice(0, 128)
+PROSODY = slice(128, 256)
+
+
+class VoiceError(ValueError):
+    """An unknown voice name or a malformed voice specification."""
+
+
+@dataclass
+class Voice:
+    """A style pack and where it came from."""
+
+    name: str
+    pack: np.ndarray
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        pack = np.asarray(self.pack, dtype=np.float32)
+        if pack.size != PACK_SHAPE[0] * PACK_SHAPE[1]:
+            raise VoiceError(f"voice '{self.name}': style pack must be {PACK_SHAPE}, got {pack.shape}")
+        pack = pack.reshape(PACK_SHAPE)
+        if not np.all(np.isfinite(pack)):
+            raise VoiceError(f"voice '{self.name}': style pack contains NaN or infinity")
+        self.pack = pack
+
+    def style_for(self, n_tokens: int) -> np.ndarray:
+        """The style row Kokoro uses for an input of ``n_tokens`` phoneme tokens."""
+        return self.pack[min(max(int(n_tokens), 1), PACK_SHAPE[0]) - 1]
+
+
+def stock_voice_names() -> list[str]:
+    return sorted(load_stock_packs())
+
+
+def stock_voice(name: str) -> Voice:
+    packs = load_stock_packs()
+    if name not in packs:
+        raise VoiceError(f"unknown voice '{name}'; stock voices: {', '.join(sorted(packs))}")
+    return Voice(name=name, pack=packs[name].copy(), meta={"kind": "stock"})
+
+
+def blend(parts: list[tuple[Voice, float]], name: str | None = None) -> Voice:
+    """Weighted average of packs; weights are normalised to sum to 1."""
+    if not parts:
+        raise VoiceError("empty voice blend")
+    weights = np.array([w for _, w in parts], dtype=np.float64)
+    if np.any(weights < 0) or not np.isfinite(weights).all() or weights.sum() <= 0:
+        raise VoiceError(f"blend weights must be non-negative and not all zero, got {weights.tolist()}")
+    weights /= weights.sum()
+    pack = sum(w * v.pack.astype(np.float64) for (v, _), w in zip(parts, weights, strict=True))
+    label = name or ",".join(f"{v.name}:{w:.3g}" for (v, _), w in zip(parts, weights, strict=True))
+    return Voice(name=label, pack=pack.astype(np.float32), meta={"kind": "blend", "parts": label})
+
+
+_SPEC_PART = re.compile(r"^\s*([^:,]+?)\s*(?::\s*([0-9]*\.?[0-9]+)\s*)?$")
+
+
+def parse_voice_spec(spec: str, resolve=None) -> Voice:
+    """``"jf_alpha"`` or ``"jf_alpha:0.7,jm_kumo:0.3"``; ``resolve(name)`` finds non-stock voices."""
+    resolve = resolve or stock_voice
+    if not spec or not spec.strip():
+        raise VoiceError("empty voice name")
+    items = spec.split(",")
+    if len(items) == 1 and ":" not in spec:
+        return resolve(spec.strip())
+    parts = []
+    for item in items:
+        m = _SPEC_PART.match(item)
+        if not m:
+            raise VoiceError(f"malformed voice blend part {item!r} in {spec!r}; use NAME:WEIGHT,NAME:WEIGHT")
+        parts.append((resolve(m.group(1)), float(m.group(2)) if m.group(2) else 1.0))
+    return blend(parts, name=spec.strip())
