@@ -1,0 +1,46 @@
+"""Shared fixtures: the real model (session-scoped, loaded once) and the real dev speech data."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("FEDTTS_SHARED", REPO.parent / "shared"))
+DEV = SHARED / "data" / "dev"
+TRAIN = SHARED / "data" / "train"
+
+
+def _manifest(root: Path) -> list[dict]:
+    path = root / "manifest.jsonl"
+    if not path.is_file():
+        pytest.skip(f"shared speech data not found at {root} (set FEDTTS_SHARED)")
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    for row in rows:
+        row["abspath"] = str(root / row["path"])
+    return rows
+
+
+@pytest.fixture(scope="session")
+def dev_manifest() -> list[dict]:
+    return _manifest(DEV)
+
+
+@pytest.fixture(scope="session")
+def train_manifest() -> list[dict]:
+    return _manifest(TRAIN)
+
+
+@pytest.fixture(scope="session")
+def engine():
+    from fedtts.engine import EngineConfig, KokoroEngine
+
+    return KokoroEngine(EngineConfig(threads=2))
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO
