@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["KokoroConfig", "KokoroNet"]
+__all__ = ["KokoroConfig", "KokoroNet", "set_int8_emulation"]
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,71 @@ class KokoroConfig:
     sine_amp: float = 0.1
     voiced_threshold: float = 10.0
     istft_gain: float = 1.5
+
+
+# ------------------------------------------------------------------------- int8 activation emulation
+class _FakeQuantU8(torch.autograd.Function):
+    """onnxruntime's DynamicQuantizeLinear round trip (per-tensor uint8); straight-through gradient."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        lo, hi = torch.clamp(x.min(), max=0), torch.clamp(x.max(), min=0)
+        scale = (hi - lo) / 255
+        if float(scale) == 0.0:
+            return x
+        zp = torch.clamp(torch.round(-lo / scale), 0, 255)
+        return (torch.clamp(torch.round(x / scale) + zp, 0, 255) - zp) * scale
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor) -> torch.Tensor:
+        return g
+
+
+def fake_quant(x: torch.Tensor) -> torch.Tensor:
+    return _FakeQuantU8.apply(x)
+
+
+def _fq_hook(module: nn.Module, args: tuple) -> tuple:
+    return (fake_quant(args[0]), *args[1:])
+
+
+def run_lstm(lstm: nn.LSTM, x: torch.Tensor) -> torch.Tensor:
+    """Bidirectional single-layer LSTM on [1, T, C]; emulates DynamicQuantizeLSTM when enabled
+    (input quantised once per call, hidden state re-quantised every step)."""
+    if not getattr(lstm, "int8_emulation", False):
+        return lstm(x)[0]
+    xq = fake_quant(x)
+    outs = []
+    for sfx in ("", "_reverse"):
+        w_ih, w_hh = getattr(lstm, "weight_ih_l0" + sfx), getattr(lstm, "weight_hh_l0" + sfx)
+        b = getattr(lstm, "bias_ih_l0" + sfx) + getattr(lstm, "bias_hh_l0" + sfx)
+        gx = xq[0] @ w_ih.T + b
+        h = x.new_zeros(lstm.hidden_size)
+        c = x.new_zeros(lstm.hidden_size)
+        steps = range(x.shape[1]) if sfx == "" else range(x.shape[1] - 1, -1, -1)
+        hs = [None] * x.shape[1]
+        for t in steps:
+            i, f, g, o = (gx[t] + fake_quant(h) @ w_hh.T).chunk(4)
+            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+            h = torch.sigmoid(o) * torch.tanh(c)
+            hs[t] = h
+        outs.append(torch.stack(hs))
+    return torch.cat(outs, dim=-1)[None]
+
+
+def set_int8_emulation(net: nn.Module, on: bool) -> None:
+    """Quantise activations as the int8 ONNX does (before every integer MatMul/Conv and LSTM).
+
+    Off (default) is the plain float model. On reproduces onnxruntime's numerics closely (durations
+    agree more often); gradients pass straight through the rounding.
+    """
+    for name, mod in net.named_modules():
+        if isinstance(mod, nn.LSTM):
+            mod.int8_emulation = on
+        elif isinstance(mod, (nn.Linear, nn.Conv1d)) and not name.endswith(("conv_post", "l_linear")):
+            for h in getattr(mod, "_fq_handles", []):
+                h.remove()
+            mod._fq_handles = [mod.register_forward_pre_hook(_fq_hook)] if on else []
 
 
 # ----------------------------------------------------------------------------------------- ALBERT
@@ -218,7 +283,7 @@ class TextEncoder(nn.Module):
         x = self.embedding(ids).transpose(1, 2)
         for conv, norm in self.cnn:
             x = F.leaky_relu(norm(conv(x)), 0.2)
-        x, _ = self.lstm(x.transpose(1, 2))
+        x = run_lstm(self.lstm, x.transpose(1, 2))
         return x.transpose(1, 2)  # [B, C, T]
 
 
@@ -239,7 +304,7 @@ class DurationEncoder(nn.Module):
             if isinstance(block, AdaLayerNorm):
                 h = torch.cat([block(h, s), st], dim=-1)
             else:
-                h, _ = block(h)
+                h = run_lstm(block, h)
         return h
 
 
@@ -271,11 +336,11 @@ class ProsodyPredictor(nn.Module):
 
     def durations(self, d: torch.Tensor) -> torch.Tensor:
         """Expected frames per token (before rounding): [B, T]."""
-        x, _ = self.lstm(d)
+        x = run_lstm(self.lstm, d)
         return torch.sigmoid(self.duration_proj.linear_layer(x)).sum(-1)
 
     def f0n(self, en: torch.Tensor, s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x, _ = self.shared(en.transpose(1, 2))
+        x = run_lstm(self.shared, en.transpose(1, 2))
         f0 = n = x.transpose(1, 2)
         for block in self.F0:
             f0 = block(f0, s)
