@@ -10,14 +10,24 @@ from fedtts.voice.profile import (
     stock_voice,
     stock_voice_names,
 )
+from fedtts.voice.reference import Reference, ReferenceError, load_reference, reference_from_array
+from fedtts.voice.resolve import register_resolver, resolve_reference, resolve_voice_name, resolvers
 
 __all__ = [
     "PROSODY",
     "TIMBRE",
+    "Reference",
+    "ReferenceError",
     "Voice",
     "VoiceError",
     "blend",
+    "load_reference",
     "parse_voice_spec",
+    "reference_from_array",
+    "register_resolver",
+    "resolve_reference",
+    "resolve_voice_name",
+    "resolvers",
     "stock_voice",
     "stock_voice_names",
 ]

@@ -1,0 +1,214 @@
+"""Reference → Voice, through a registry of resolvers ("nearest" stock pack first, "tuner" later).
+
+``resolve_reference(ref)`` uses the best available method (``$FEDTTS_CLONE_METHOD`` or the
+``method`` argument override). ``resolve_voice_name(name)`` is what ``--voice NAME`` uses:
+stock packs first, then saved profiles, and blends ``"a:0.7,b:0.3"`` of either.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from fedtts.voice.profile import Voice, VoiceError, parse_voice_spec, stock_voice, stock_voice_names
+from fedtts.voice.reference import Reference
+
+__all__ = [
+    "Resolver",
+    "register_resolver",
+    "resolvers",
+    "resolve_reference",
+    "resolve_voice_name",
+    "StockProfile",
+    "stock_profiles",
+    "nearest_stock",
+    "render_phonemes",
+    "CALIBRATION_PHONEMES",
+]
+
+log = logging.getLogger(__name__)
+
+Resolver = Callable[[Reference], Voice]
+
+
+@dataclass
+class _Entry:
+    fn: Resolver
+    priority: int
+    available: Callable[[], bool]
+
+
+_REGISTRY: dict[str, _Entry] = {}
+
+
+def register_resolver(
+    name: str, fn: Resolver, priority: int = 0, available: Callable[[], bool] | None = None
+) -> None:
+    """Add a method; the highest-priority available one is the default."""
+    _REGISTRY[name] = _Entry(fn, priority, available or (lambda: True))
+
+
+def resolvers() -> list[str]:
+    """Registered method names, default first."""
+    return [n for n, _ in sorted(_REGISTRY.items(), key=lambda kv: -kv[1].priority)]
+
+
+def resolve_reference(ref: Reference, method: str | None = None) -> Voice:
+    """Make a Voice from a cleaned reference with ``method`` (default: best available)."""
+    method = method or os.environ.get("FEDTTS_CLONE_METHOD") or None
+    if method:
+        if method not in _REGISTRY:
+            raise VoiceError(f"unknown clone method '{method}'; available: {', '.join(resolvers())}")
+        entry = _REGISTRY[method]
+        if not entry.available():
+            raise VoiceError(f"clone method '{method}' is not available (missing weights or packages)")
+    else:
+        method = next(n for n in resolvers() if _REGISTRY[n].available())
+        entry = _REGISTRY[method]
+    voice = entry.fn(ref)
+    voice.meta.setdefault("method", method)
+    voice.meta.setdefault("clip_sha256", ref.sha256)
+    return voice
+
+
+# ------------------------------------------------------------------ stock profiles
+
+# "The quick brown fox jumps over the lazy dog. She sells seashells by the seashore, and then she
+# goes home to read a book." — espeak-ng en-us IPA, all symbols in Kokoro's vocabulary.
+CALIBRATION_PHONEMES = (
+    "ðə kwˈɪk bɹˈaʊn fˈɑːks dʒˈʌmps ˌoʊvɚ ðə lˈeɪzi dˈɑːɡ. ʃiː sˈɛlz sˈiːʃɛlz baɪ ðə sˈiːʃoːɹ, "
+    "ænd ðˈɛn ʃiː ɡoʊz hˈoʊm tə ɹˈiːd ɐ bˈʊk."
+)
+
+
+def render_phonemes(voice: Voice, phonemes: str = CALIBRATION_PHONEMES, engine=None, speed: float = 1.0):
+    """24 kHz audio of ``phonemes`` in ``voice`` with the ONNX engine."""
+    if engine is None:
+        engine = _engine()
+    tokens = engine.tokenize(phonemes)
+    return engine.infer(tokens, voice.style_for(len(tokens)), speed)
+
+
+@functools.lru_cache(maxsize=1)
+def _engine():
+    from fedtts.engine import EngineConfig, KokoroEngine
+
+    return KokoroEngine(EngineConfig(threads=2))
+
+
+@dataclass
+class StockProfile:
+    name: str
+    embedding: np.ndarray  # GE2E of the pack rendered on the calibration sentence
+    f0_median_st: float
+    prosody: np.ndarray
+
+
+def _stock_key() -> str:
+    from fedtts.engine.assets import MODEL_SHA256, load_stock_packs
+
+    h = hashlib.sha256(MODEL_SHA256.encode())
+    h.update(CALIBRATION_PHONEMES.encode())
+    for name, pack in sorted(load_stock_packs().items()):
+        h.update(name.encode())
+        h.update(np.ascontiguousarray(pack, np.float32).tobytes())
+    return h.hexdigest()[:16]
+
+
+@functools.lru_cache(maxsize=1)
+def stock_profiles() -> dict[str, StockProfile]:
+    """Embedding and F0 of each stock pack, rendered once and cached in cache_dir()/voice."""
+    from fedtts.engine.assets import cache_dir
+    from fedtts.voice.prosody import measure_prosody
+    from fedtts.voice.speaker import embed
+
+    key = _stock_key()
+    path = cache_dir() / "voice" / f"stock_profiles_{key}.json"
+    if path.is_file():
+        try:
+            raw = json.loads(path.read_text())
+            return {
+                n: StockProfile(n, np.array(v["embedding"], np.float32), v["f0"], np.array(v["prosody"]))
+                for n, v in raw.items()
+            }
+        except (ValueError, KeyError):
+            log.warning("ignoring corrupt stock profile cache %s", path)
+    out: dict[str, StockProfile] = {}
+    for name in stock_voice_names():
+        audio = render_phonemes(stock_voice(name))
+        pros = measure_prosody(audio, 24000)
+        out[name] = StockProfile(name, embed(audio, 24000), pros.f0_median_st, pros.as_array())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text(
+        json.dumps(
+            {
+                n: {"embedding": p.embedding.tolist(), "f0": p.f0_median_st, "prosody": p.prosody.tolist()}
+                for n, p in out.items()
+            }
+        )
+    )
+    os.replace(tmp, path)
+    return out
+
+
+F0_WEIGHT = 0.02  # score penalty per semitone of median-F0 difference
+
+
+def nearest_stock(ref: Reference) -> tuple[str, float, list[tuple[str, float]]]:
+    """(best pack, its score, all scores) where score = cosine − F0_WEIGHT·|ΔF0 semitones|."""
+    from fedtts.voice.prosody import measure_prosody
+    from fedtts.voice.speaker import embed
+
+    e = embed(ref.audio, ref.sample_rate)
+    f0 = measure_prosody(ref.audio, ref.sample_rate).f0_median_st
+    scores = []
+    for name, prof in stock_profiles().items():
+        cos = float(np.dot(e, prof.embedding))
+        scores.append((name, cos - F0_WEIGHT * abs(f0 - prof.f0_median_st)))
+    scores.sort(key=lambda t: -t[1])
+    return scores[0][0], scores[0][1], scores
+
+
+def _nearest_resolver(ref: Reference) -> Voice:
+    name, score, scores = nearest_stock(ref)
+    log.info(
+        "nearest stock pack for %s: %s (score %.3f; %s)",
+        ref.label,
+        name,
+        score,
+        ", ".join(f"{n} {s:.3f}" for n, s in scores),
+    )
+    v = stock_voice(name)
+    v.meta.update({"kind": "clone", "method": "nearest", "base": name, "score": round(score, 4)})
+    return v
+
+
+register_resolver("nearest", _nearest_resolver, priority=0)
+
+
+# ------------------------------------------------------------------ names
+
+
+def _lookup(name: str) -> Voice:
+    if name in stock_voice_names():
+        return stock_voice(name)
+    from fedtts.voice.store import ProfileStore
+
+    store = ProfileStore()
+    if store.exists(name):
+        return store.get(name)
+    known = stock_voice_names() + store.names()
+    raise VoiceError(f"unknown voice '{name}'; known voices: {', '.join(known)}")
+
+
+def resolve_voice_name(name: str) -> Voice:
+    """``--voice`` value → Voice: a stock pack, a saved profile, or a weighted blend of them."""
+    return parse_voice_spec(name, resolve=_lookup)
