@@ -209,11 +209,11 @@ class ChannelLayerNorm(nn.Module):
         self.gamma = nn.Parameter(torch.ones(channels))
         self.beta = nn.Parameter(torch.zeros(channels))
         self.eps = eps
+        self.channels = channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.layer_norm(x.transpose(1, -1), (x.shape[1],), self.gamma, self.beta, self.eps).transpose(
-            1, -1
-        )
+        y = F.layer_norm(x.transpose(1, -1), (self.channels,), self.gamma, self.beta, self.eps)
+        return y.transpose(1, -1)
 
 
 class AdaLayerNorm(nn.Module):
@@ -236,7 +236,9 @@ class AdaIN1d(nn.Module):
 
     def forward(self, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         gamma, beta = self.fc(s)[:, :, None].chunk(2, dim=1)
-        return (1 + gamma) * F.instance_norm(x, eps=1e-5) + beta
+        mu = x.mean(dim=2, keepdim=True)
+        var = (x - mu).pow(2).mean(dim=2, keepdim=True)  # instance norm, written out so it exports
+        return (1 + gamma) * (x - mu) * torch.rsqrt(var + 1e-5) + beta
 
 
 class AdainResBlk1d(nn.Module):
