@@ -55,13 +55,19 @@ def register_resolver(
     _REGISTRY[name] = _Entry(fn, priority, available or (lambda: True))
 
 
+def _load_builtin_resolvers() -> None:
+    import fedtts.voice.tuner  # noqa: F401  (registers "tuner")
+
+
 def resolvers() -> list[str]:
     """Registered method names, default first."""
+    _load_builtin_resolvers()
     return [n for n, _ in sorted(_REGISTRY.items(), key=lambda kv: -kv[1].priority)]
 
 
 def resolve_reference(ref: Reference, method: str | None = None) -> Voice:
     """Make a Voice from a cleaned reference with ``method`` (default: best available)."""
+    _load_builtin_resolvers()
     method = method or os.environ.get("FEDTTS_CLONE_METHOD") or None
     if method:
         if method not in _REGISTRY:

@@ -1,0 +1,218 @@
+"""Voice tuner: reference → 256-d Kokoro style in one pass (numpy, no torch at inference).
+
+Features = GE2E speaker embedding (256, numpy encoder) ++ measured prosody (F0 level and range in
+semitones, voiced fraction, rate, energy dynamics, pause ratio; standardised). The model is linear
+in two halves, so it can be trained centrally (``tuner_train``) or federated (Flower averages the
+same weight list):
+
+    timbre  (0–127)   = b_t + W_t · ê
+    prosody (128–255) = b_p + W_p · p̂ + W_c · ê        (W_c: the learned correction)
+
+ê and p̂ are the standardised embedding / prosody (fixed statistics shipped with the weights).
+The style is finally clamped to ``clamp`` prior standard deviations around the stock-pack mean so
+an unusual reference cannot push Kokoro into noise. Weights: ``fedtts/data/tuner_v*.npz``.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.resources as resources
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from fedtts.voice.profile import Voice
+from fedtts.voice.reference import Reference
+
+__all__ = [
+    "VoiceTuner",
+    "TunerWeights",
+    "TUNER_VERSION",
+    "N_EMB",
+    "N_PROSODY",
+    "N_FEATURES",
+    "default_tuner",
+    "tuner_available",
+    "stock_prior",
+]
+
+log = logging.getLogger(__name__)
+
+N_EMB = 256
+N_PROSODY = 6
+N_FEATURES = N_EMB + N_PROSODY
+WEIGHTS_FILE = "tuner_v1.npz"
+TUNER_VERSION = "tuner-v1"  # replaced by the version recorded in the weights file when loaded
+
+
+def _weights_path() -> Path:
+    return Path(str(resources.files("fedtts.data") / WEIGHTS_FILE))
+
+
+@functools.lru_cache(maxsize=1)
+def stock_prior() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(mean [256], std [256], row_offsets [510, 256]) over the stock packs (rows 10–250)."""
+    from fedtts.engine.assets import load_stock_packs
+
+    packs = np.stack(list(load_stock_packs().values())).astype(np.float32)
+    sample = packs[:, 10:250].reshape(-1, 256)
+    mean = sample.mean(0)
+    std = sample.std(0) + 1e-4
+    return mean, std, (packs.mean(0) - mean).astype(np.float32)
+
+
+@dataclass
+class TunerWeights:
+    """Trainable parameters (the list federated learning exchanges) + fixed normalisation stats."""
+
+    w_t: np.ndarray  # [128, 256]
+    b_t: np.ndarray  # [128]
+    w_p: np.ndarray  # [128, 6]
+    w_c: np.ndarray  # [128, 256]
+    b_p: np.ndarray  # [128]
+    feat_mean: np.ndarray  # [262]
+    feat_std: np.ndarray  # [262]
+    version: str = TUNER_VERSION
+    info: str = "{}"  # JSON: how the weights were fitted
+
+    TRAINABLE = ("w_t", "b_t", "w_p", "w_c", "b_p")
+
+    @classmethod
+    def init(cls, feat_mean=None, feat_std=None) -> TunerWeights:
+        """Zero maps and the stock-pack mean as bias: predicts the average stock voice."""
+        mean, _, _ = stock_prior()
+        return cls(
+            w_t=np.zeros((128, N_EMB), np.float32),
+            b_t=mean[:128].copy(),
+            w_p=np.zeros((128, N_PROSODY), np.float32),
+            w_c=np.zeros((128, N_EMB), np.float32),
+            b_p=mean[128:].copy(),
+            feat_mean=np.zeros(N_FEATURES, np.float32) if feat_mean is None else feat_mean,
+            feat_std=np.ones(N_FEATURES, np.float32) if feat_std is None else feat_std,
+            version="tuner-v1-init",
+        )
+
+    def save(self, path: Path) -> Path:
+        arrays = {
+            k: np.asarray(getattr(self, k), np.float32) for k in (*self.TRAINABLE, "feat_mean", "feat_std")
+        }
+        np.savez_compressed(path, version=np.array(self.version), info=np.array(self.info), **arrays)
+        return path
+
+    @classmethod
+    def load(cls, path: Path) -> TunerWeights:
+        with np.load(path, allow_pickle=False) as z:
+            kw = {k: z[k].astype(np.float32) for k in (*cls.TRAINABLE, "feat_mean", "feat_std")}
+            return cls(**kw, version=str(z["version"]), info=str(z["info"]))
+
+
+class VoiceTuner:
+    """featurize(reference) → features; predict(features) → style [256]; voice(reference) → Voice."""
+
+    clamp = 3.0  # prior standard deviations
+
+    def __init__(self, weights: TunerWeights | None = None):
+        self.weights = weights or TunerWeights.load(_weights_path())
+
+    @property
+    def version(self) -> str:
+        return self.weights.version
+
+    # ---------------------------------------------------------------- features
+    @staticmethod
+    def featurize(reference: Reference) -> np.ndarray:
+        """[262] = GE2E embedding (256) ++ prosody (6), raw (standardised inside predict)."""
+        from fedtts.voice.prosody import measure_prosody
+        from fedtts.voice.speaker import embed
+
+        e = embed(reference.audio, reference.sample_rate)
+        p = measure_prosody(reference.audio, reference.sample_rate).as_array()
+        return np.concatenate([e, p]).astype(np.float32)
+
+    @staticmethod
+    def featurize_audio(audio: np.ndarray, sr: int) -> np.ndarray:
+        from fedtts.voice.prosody import measure_prosody
+        from fedtts.voice.speaker import embed
+
+        return np.concatenate([embed(audio, sr), measure_prosody(audio, sr).as_array()]).astype(np.float32)
+
+    def normalise(self, features: np.ndarray) -> np.ndarray:
+        w = self.weights
+        return ((np.asarray(features, np.float32) - w.feat_mean) / w.feat_std).astype(np.float32)
+
+    # ---------------------------------------------------------------- model
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        """Style(s) [256] (or [n, 256] for [n, 262] features)."""
+        x = self.normalise(features)
+        single = x.ndim == 1
+        x = np.atleast_2d(x)
+        e, p = x[:, :N_EMB], x[:, N_EMB:]
+        w = self.weights
+        timbre = e @ w.w_t.T + w.b_t
+        prosody = p @ w.w_p.T + e @ w.w_c.T + w.b_p
+        style = np.concatenate([timbre, prosody], axis=1)
+        mean, std, _ = stock_prior()
+        style = np.clip(style, mean - self.clamp * std, mean + self.clamp * std).astype(np.float32)
+        return style[0] if single else style
+
+    def pack(self, style: np.ndarray) -> np.ndarray:
+        """[510, 256]: the style plus the stock packs' average dependence on input length."""
+        _, _, offsets = stock_prior()
+        return (np.asarray(style, np.float32)[None] + offsets).astype(np.float32)
+
+    def voice(self, reference: Reference, name: str = "clone") -> Voice:
+        style = self.predict(self.featurize(reference))
+        return Voice(
+            name=name,
+            pack=self.pack(style),
+            meta={"kind": "clone", "method": "tuner", "tuner_version": self.version},
+        )
+
+    # ---------------------------------------------------------------- federated exchange
+    def get_weights(self) -> list[np.ndarray]:
+        """Trainable arrays in a fixed order: w_t, b_t, w_p, w_c, b_p."""
+        return [np.asarray(getattr(self.weights, k), np.float32).copy() for k in TunerWeights.TRAINABLE]
+
+    def set_weights(self, arrays: list[np.ndarray]) -> None:
+        if len(arrays) != len(TunerWeights.TRAINABLE):
+            raise ValueError(f"expected {len(TunerWeights.TRAINABLE)} arrays, got {len(arrays)}")
+        for k, a in zip(TunerWeights.TRAINABLE, arrays, strict=True):
+            cur = getattr(self.weights, k)
+            a = np.asarray(a, np.float32)
+            if a.shape != cur.shape or not np.all(np.isfinite(a)):
+                raise ValueError(f"tuner weight {k}: expected finite {cur.shape}, got {a.shape}")
+            setattr(self.weights, k, a.copy())
+
+    def info(self) -> dict:
+        try:
+            return json.loads(self.weights.info)
+        except ValueError:
+            return {}
+
+
+def tuner_available() -> bool:
+    return _weights_path().is_file()
+
+
+@functools.lru_cache(maxsize=1)
+def default_tuner() -> VoiceTuner:
+    return VoiceTuner()
+
+
+def _tuner_resolver(ref: Reference) -> Voice:
+    tuner = default_tuner()
+    v = tuner.voice(ref)
+    log.info("tuner %s cloned %s", tuner.version, ref.label)
+    return v
+
+
+def _register() -> None:
+    from fedtts.voice.resolve import register_resolver
+
+    register_resolver("tuner", _tuner_resolver, priority=10, available=tuner_available)
+
+
+_register()
