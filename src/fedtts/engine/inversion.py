@@ -286,7 +286,8 @@ def evaluate_style(
     ref_emb /= np.linalg.norm(ref_emb)
     ref_mfcc = np.stack([mfcc_stats(a) for a in refs]).mean(0)
     ref_env = np.stack([ltas(a) for a in refs]).mean(0)
-    ref_f0 = np.concatenate([pitch_track(a, SR_EMB)[0] for a in refs])
+    ref_pitch = [pitch_track(a, SR_EMB) for a in refs]
+    ref_f0 = np.concatenate([p[0] for p in ref_pitch])
     out: dict[str, list[float]] = {
         k: [] for k in ("ge2e", "mfcc", "envelope_db", "voiced", "f0_median", "asr_err")
     }
@@ -304,6 +305,7 @@ def evaluate_style(
         out["asr_err"].append(error_rate(text, transcribe(audio, SR, lang), lang))
     res = {k: float(np.mean(v)) for k, v in out.items() if v}
     res["target_f0_median"] = float(np.median(ref_f0)) if ref_f0.size else 0.0
+    res["target_voiced"] = float(np.mean([p[1] for p in ref_pitch]))
     return res
 
 
