@@ -1,0 +1,417 @@
+"""``fedtts`` command line: say, phonemize, batch, cache, voices (+ other teams' groups via register()).
+
+Heavy modules (onnxruntime, torch, gradio) are imported inside the handlers so ``fedtts --help`` is fast.
+Expected errors print one ``error: …`` line (exit 2 for bad input/usage, 1 for failures); ``--verbose``
+adds the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import logging
+import sys
+import time
+import traceback
+from pathlib import Path
+
+__all__ = ["main", "build_parser", "PLUGINS", "DEFAULT_VOICE", "CliError"]
+
+DEFAULT_VOICE = "jf_alpha"
+MAX_SAY_CHARS = 20000
+
+# Subcommand groups owned by other parts: (module, function). Missing module → skipped; a module that
+# exists but fails to import is an error. Order matters: groups that create "eval"/"train" come before
+# fedtts.app.cli_voice, which adds to those groups when they exist.
+PLUGINS: list[tuple[str, str]] = [
+    ("fedtts.eval.cli", "register"),
+    ("fedtts.engine.cli_train", "register"),
+    ("fedtts.federated.cli", "register"),
+    ("fedtts.app.cli_serve", "register"),
+    ("fedtts.app.cli_voice", "register"),
+]
+
+log = logging.getLogger("fedtts")
+
+
+class CliError(Exception):
+    """An expected failure: message for the user and the exit code."""
+
+    def __init__(self, message: str, code: int = 1):
+        super().__init__(message)
+        self.code = code
+
+
+# ---------------------------------------------------------------------- shared options
+
+
+def add_synthesis_args(p: argparse.ArgumentParser) -> None:
+    """Options shared by ``say`` and ``batch`` (and reusable by other commands)."""
+    p.add_argument(
+        "--voice", default=None, help=f"stock/saved voice or blend 'a:0.7,b:0.3' (default {DEFAULT_VOICE})"
+    )
+    p.add_argument("--sample-rate", "--sample_rate", type=int, default=24000, choices=(24000, 32000))
+    p.add_argument("--speed", type=float, default=1.0, help="speaking rate, 0.25–4 (default 1)")
+    p.add_argument("--seed", type=int, default=None, help="random seed (output is deterministic anyway)")
+    p.add_argument(
+        "--phoneme",
+        "--use_phoneme",
+        "--use-phoneme",
+        dest="phoneme",
+        action="store_true",
+        help="apply the pronunciation dictionary (configs/G2P_replace_dict.jsonl)",
+    )
+    p.add_argument(
+        "--dict", default=None, metavar="JSONL", help="pronunciation dictionary file (with --phoneme)"
+    )
+    p.add_argument(
+        "--use_cache", "--use-cache", dest="use_cache", action="store_true", help="front-end disk cache"
+    )
+    p.add_argument("--threads", type=int, default=2, help="onnxruntime threads (default 2)")
+
+
+def options_from_args(args: argparse.Namespace):
+    from fedtts.pipeline import SynthesisOptions
+
+    try:
+        return SynthesisOptions(
+            sample_rate=args.sample_rate,
+            speed=args.speed,
+            seed=args.seed,
+            use_phoneme=bool(args.phoneme),
+            use_cache=bool(args.use_cache),
+        ).validate()
+    except ValueError as e:
+        raise CliError(str(e), 2) from e
+
+
+def make_synthesizer(args: argparse.Namespace):
+    from fedtts.engine.onnx_engine import EngineConfig
+    from fedtts.pipeline import Synthesizer
+
+    try:
+        ecfg = EngineConfig(threads=args.threads).validate()
+    except ValueError as e:
+        raise CliError(str(e), 2) from e
+    fcfg = None
+    if getattr(args, "dict", None):
+        from fedtts.frontend import FrontendConfig
+
+        path = Path(args.dict)
+        if not path.is_file():
+            raise CliError(f"--dict: dictionary file not found: {path}", 2)
+        fcfg = FrontendConfig(dict_path=path)
+    return Synthesizer(engine_config=ecfg, frontend_config=fcfg)
+
+
+def resolve_voice(spec: str | None, ref: str | None = None, ref_text: str | None = None):
+    """``--voice`` spec or ``--ref`` clip → Voice; says on stderr which voice was chosen."""
+    if ref:
+        from fedtts.voice import load_reference, resolve_reference
+
+        reference = load_reference(ref, text=ref_text)
+        for w in reference.warnings:
+            print(f"warning: {ref}: {w}", file=sys.stderr)
+        voice = resolve_reference(reference)
+        base = voice.meta.get("base")
+        how = voice.meta.get("method", "resolver")
+        print(
+            f"voice: {voice.name} from reference {ref} ({how}{', base ' + base if base else ''})",
+            file=sys.stderr,
+        )
+        return voice
+    from fedtts.voice import resolve_voice_name
+
+    return resolve_voice_name(spec or DEFAULT_VOICE)
+
+
+# ---------------------------------------------------------------------- commands
+
+
+def _read_text(text: str) -> str:
+    if text == "-":
+        return sys.stdin.read()
+    return text
+
+
+def cmd_say(args: argparse.Namespace) -> int:
+    from fedtts.pipeline.audio_io import AudioFormatError, format_for_path, write_audio
+
+    text = _read_text(args.text)
+    if not text.strip():
+        raise CliError("text is empty: give something to say", 2)
+    if args.max_chars and len(text) > args.max_chars:
+        raise CliError(
+            f"text is {len(text)} characters, over the limit of {args.max_chars} for `say`; "
+            "raise it with --max-chars N (0 = no limit) or split it into a batch file",
+            2,
+        )
+    if args.voice and args.ref:
+        raise CliError("use either --voice or --ref, not both", 2)
+    if args.ref_text and not args.ref:
+        raise CliError("--ref-text needs --ref CLIP", 2)
+    out = args.out
+    if out != "-":
+        try:
+            fmt = format_for_path(out)
+        except AudioFormatError as e:
+            raise CliError(str(e), 2) from e
+    options = options_from_args(args)
+    voice = resolve_voice(args.voice, args.ref, args.ref_text)
+    synth = make_synthesizer(args)
+    t0 = time.perf_counter()
+    if args.stream:
+        n, dur = _say_stream(synth, text, voice, options, out, fmt if out != "-" else "pcm")
+    else:
+        result = synth.synthesize(text, voice, options)
+        if out == "-":
+            from fedtts.pipeline.audio_io import encode_audio
+
+            sys.stdout.buffer.write(encode_audio(result.audio, result.sample_rate, "pcm"))
+            sys.stdout.buffer.flush()
+        else:
+            write_audio(out, result.audio, result.sample_rate)
+        n, dur = len(result.chunks), result.duration_s
+    dt = time.perf_counter() - t0
+    where = "stdout (s16le PCM)" if out == "-" else out
+    print(
+        f"wrote {where}: {dur:.2f} s of audio at {options.sample_rate} Hz, {n} chunk(s), "
+        f"voice {voice.name}, {dt:.2f} s (RTF {dt / max(dur, 1e-9):.2f})",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _say_stream(synth, text, voice, options, out: str, fmt: str) -> tuple[int, float]:
+    """Write chunks as they come: raw PCM to stdout, or progressively into ``OUT.part`` → ``OUT``."""
+    import numpy as np
+
+    from fedtts.pipeline.audio_io import atomic_path, to_int16, write_audio
+
+    n, dur = 0, 0.0
+    if out == "-":
+        stdout = sys.stdout.buffer
+        for chunk in synth.stream(text, voice, options):
+            stdout.write(to_int16(chunk.audio).tobytes())
+            stdout.flush()
+            n, dur = n + 1, dur + chunk.duration_s
+            _report_chunk(chunk)
+        return n, dur
+    if fmt in ("wav", "flac"):
+        import soundfile as sf
+
+        with atomic_path(out) as tmp:
+            sub = "PCM_16"
+            with sf.SoundFile(tmp, "w", options.sample_rate, 1, format=fmt.upper(), subtype=sub) as f:
+                for chunk in synth.stream(text, voice, options):
+                    f.write(np.clip(chunk.audio, -1, 1))
+                    f.flush()  # header updated: the partial file is playable
+                    n, dur = n + 1, dur + chunk.duration_s
+                    _report_chunk(chunk)
+        return n, dur
+    parts = []
+    for chunk in synth.stream(text, voice, options):
+        parts.append(chunk.audio)
+        n, dur = n + 1, dur + chunk.duration_s
+        _report_chunk(chunk)
+    write_audio(out, np.concatenate(parts), options.sample_rate)
+    return n, dur
+
+
+def _report_chunk(chunk) -> None:
+    print(
+        f"chunk {chunk.index}: ready at {chunk.since_start_s:.2f} s, {chunk.duration_s:.2f} s of audio, "
+        f"computed in {chunk.compute_s:.2f} s ({chunk.n_tokens} tokens) {chunk.text[:40]!r}",
+        file=sys.stderr,
+    )
+
+
+def cmd_phonemize(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from fedtts.frontend import Frontend, FrontendConfig
+
+    text = _read_text(args.text)
+    if not text.strip():
+        raise CliError("text is empty: give something to phonemize", 2)
+    cfg = FrontendConfig(use_dict=bool(args.phoneme), use_cache=bool(args.use_cache))
+    if args.dict:
+        cfg = dataclasses.replace(cfg, dict_path=Path(args.dict))
+    fe = Frontend(cfg.validate())
+    if not args.detail:
+        print(fe.phonemize(text))
+        return 0
+    for seg in fe.analyze(text):
+        print(f"[{seg.lang}] {seg.normalized}\n  readable: {seg.readable}\n  phonemes: {seg.phonemes}")
+        print(f"  pause_after: {seg.pause_after:.2f} s")
+    return 0
+
+
+def cmd_batch(args: argparse.Namespace) -> int:
+    from fedtts.app.batch import BatchConfig, run_batch
+
+    options = options_from_args(args)
+    cfg = BatchConfig(
+        tasks=Path(args.tasks),
+        out_dir=Path(args.out_dir),
+        options=options,
+        voice=args.voice,
+        overwrite=args.overwrite,
+        zip=args.zip,
+    )
+    report = run_batch(cfg, synthesizer=make_synthesizer(args))
+    return 0 if report.ok else 1
+
+
+def cmd_cache(args: argparse.Namespace) -> int:
+    from fedtts.frontend.cache import cache_clear, cache_info
+
+    if args.action == "clear":
+        print(f"removed {cache_clear()} cache entries")
+        return 0
+    for k, v in cache_info().items():
+        print(f"{k}: {v}")
+    return 0
+
+
+def cmd_voices(args: argparse.Namespace) -> int:
+    from fedtts.voice import stock_voice_names
+
+    for name in stock_voice_names():
+        print(f"{name}\tstock")
+    if importlib.util.find_spec("fedtts.voice.store") is not None:
+        from fedtts.voice.store import ProfileStore
+
+        for info in ProfileStore().list():
+            print(f"{info.name}\tsaved")
+    return 0
+
+
+# ---------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fedtts", description="Privacy-first voice-cloning TTS for Mandarin and English, on CPU."
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log details and show tracebacks")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("say", help="speak a text into an audio file (or stream it)")
+    p.add_argument("text", help="text to speak ('-' reads stdin)")
+    p.add_argument("--ref", default=None, metavar="CLIP", help="reference clip of the voice to clone")
+    p.add_argument("--ref-text", "--ref_text", default=None, help="transcript of the reference clip")
+    p.add_argument("--out", "-o", default="out.wav", help="output .wav/.flac/.mp3/.opus, or - for raw PCM")
+    p.add_argument("--stream", action="store_true", help="write chunks as they are ready; timing on stderr")
+    p.add_argument("--max-chars", type=int, default=MAX_SAY_CHARS, help="refuse longer texts (0 = no limit)")
+    add_synthesis_args(p)
+    p.set_defaults(func=cmd_say)
+
+    p = sub.add_parser("phonemize", help="print the phonemes of a text (check a dictionary with it)")
+    p.add_argument("text")
+    p.add_argument(
+        "--phoneme", "--use_phoneme", dest="phoneme", action="store_true", help="apply the dictionary"
+    )
+    p.add_argument("--dict", default=None, metavar="JSONL", help="pronunciation dictionary file")
+    p.add_argument("--use_cache", "--use-cache", dest="use_cache", action="store_true")
+    p.add_argument("--detail", action="store_true", help="one block per segment: normalised text, pinyin/IPA")
+    p.set_defaults(func=cmd_phonemize)
+
+    p = sub.add_parser(
+        "batch", help="synthesise a JSONL task file (GLM-TTS schema or prompt_audio/input_text)"
+    )
+    p.add_argument("tasks", help="tasks JSONL")
+    p.add_argument("--out-dir", "--out_dir", required=True, help="output folder")
+    p.add_argument("--zip", action="store_true", help="also pack the outputs into OUT_DIR.zip")
+    p.add_argument("--overwrite", action="store_true", help="redo items whose output already exists")
+    add_synthesis_args(p)
+    p.set_defaults(func=cmd_batch)
+
+    p = sub.add_parser("cache", help="front-end cache: info | clear")
+    p.add_argument("action", choices=("info", "clear"))
+    p.set_defaults(func=cmd_cache)
+
+    p = sub.add_parser("voices", help="list stock voices (and saved ones)")
+    p.set_defaults(func=cmd_voices)
+
+    for module, fn in PLUGINS:
+        _load_plugin(sub, module, fn)
+    return parser
+
+
+def _load_plugin(sub, module: str, fn: str) -> None:
+    try:
+        if importlib.util.find_spec(module) is None:
+            return
+    except ModuleNotFoundError:
+        return
+    try:
+        mod = importlib.import_module(module)
+        getattr(mod, fn)(sub)
+    except Exception as e:  # a broken plugin must be loud, not silently missing
+        raise CliError(f"command plugin {module} failed to load: {type(e).__name__}: {e}", 1) from e
+
+
+# ---------------------------------------------------------------------- main
+
+
+def _expected_errors() -> tuple[tuple[type, ...], tuple[type, ...]]:
+    """(bad input → exit 2, failures → exit 1), importing only what is already loaded/cheap."""
+    usage: list[type] = []
+    for mod, name in [
+        ("fedtts.frontend", "TextError"),
+        ("fedtts.frontend.dictionary", "DictionaryError"),
+        ("fedtts.voice.profile", "VoiceError"),
+        ("fedtts.voice.reference", "ReferenceError"),
+        ("fedtts.pipeline.synth", "SynthesisError"),
+        ("fedtts.pipeline.audio_io", "AudioFormatError"),
+    ]:
+        m = sys.modules.get(mod)
+        if m is not None and hasattr(m, name):
+            usage.append(getattr(m, name))
+    failure: list[type] = [OSError]
+    m = sys.modules.get("fedtts.engine.assets")
+    if m is not None:
+        failure.insert(0, m.AssetError)
+    return tuple(usage), tuple(failure)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    verbose = "-v" in argv or "--verbose" in argv
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if not getattr(args, "func", None):
+            parser.print_help(sys.stderr)
+            return 2
+        return int(args.func(args) or 0)
+    except CliError as e:
+        return _fail(str(e), e.code, verbose)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 1
+    except Exception as e:
+        usage, failure = _expected_errors()
+        if usage and isinstance(e, usage):
+            return _fail(str(e), 2, verbose)
+        if isinstance(e, failure):
+            return _fail(str(e), 1, verbose)
+        return _fail(f"unexpected {type(e).__name__}: {e} (run with --verbose for details)", 1, verbose)
+
+
+def _fail(msg: str, code: int, verbose: bool) -> int:
+    if verbose:
+        traceback.print_exc()
+    print(f"error: {msg}", file=sys.stderr)
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
