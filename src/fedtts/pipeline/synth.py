@@ -74,6 +74,7 @@ class AudioChunk:
     readable: str = ""
     lang: str = ""
     n_tokens: int = 0
+    pause_s: float = 0.0  # silence at the end of ``audio`` (the segment's pause_after)
     compute_s: float = 0.0  # wall time spent producing this chunk
     since_start_s: float = 0.0  # wall time from the request to this chunk being ready
 
@@ -248,6 +249,7 @@ class Synthesizer:
                     readable=str(getattr(seg, "readable", "")),
                     lang=str(getattr(seg, "lang", "")),
                     n_tokens=len(tokens),
+                    pause_s=n_pause / SAMPLE_RATE,
                     compute_s=now - t0,
                     since_start_s=now - t_start,
                 )
