@@ -146,3 +146,27 @@ def test_failed_write_keeps_finished_file(tmp_path):
         write_audio(out, bad, 24000)
     assert out.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["done.wav"]
+
+
+class _Counting:
+    """Wraps a front end and counts analyze() calls."""
+
+    def __init__(self, inner):
+        self.inner, self.calls = inner, 0
+
+    def analyze(self, text):
+        self.calls += 1
+        return self.inner.analyze(text)
+
+
+@pytest.mark.slow
+def test_long_text_streams_paragraph_by_paragraph(synth, voice, engine):
+    inner = synth.frontend(SynthesisOptions())
+    counting = _Counting(inner)
+    s = Synthesizer(engine=engine, frontend=counting)
+    text = "\n\n".join(["Hello there."] * 200)  # long: only the first paragraph is analysed up front
+    gen = s.stream(text, voice, SynthesisOptions())
+    first = next(gen)
+    assert first.index == 0 and first.duration_s > 0.3
+    assert counting.calls <= 2
+    gen.close()

@@ -10,6 +10,7 @@ import dataclasses
 import gc
 import logging
 import random
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -33,6 +34,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 SAMPLE_RATES = (24000, 32000)
+_PARAGRAPH = re.compile(r"\n\s*\n")
 FADE_S = 0.005  # short raised-cosine fades at every chunk edge: joins never click
 TAIL_PAUSE_S = 0.05  # silence kept after the last segment
 
@@ -209,14 +211,12 @@ class Synthesizer:
         if options.seed is not None:
             np.random.seed(int(options.seed))
             random.seed(int(options.seed))
-        segments = self.analyze(text, options)
-        if sink is not None:
-            sink.extend(segments)
+        if text is None or not str(text).strip():
+            raise _text_error("text is empty")
         engine = self.engine
         sr = int(options.sample_rate)
         index = 0
-        n_segments = len(segments)
-        for i, seg in enumerate(segments):
+        for seg, seg_is_last in self._segments(str(text), options, sink):
             phonemes = str(getattr(seg, "phonemes", "") or "").strip()
             pieces = split_phonemes(phonemes, engine.tokenize) if phonemes else []
             for j, piece in enumerate(pieces):
@@ -228,7 +228,7 @@ class Synthesizer:
                 audio = _fade(audio, SAMPLE_RATE)
                 last_piece = j == len(pieces) - 1
                 pause = float(getattr(seg, "pause_after", 0.0) or 0.0) if last_piece else 0.05
-                if i == n_segments - 1 and last_piece:
+                if seg_is_last and last_piece:
                     pause = min(pause, TAIL_PAUSE_S)
                 n_pause = int(round(max(pause, 0.0) / float(options.speed) * SAMPLE_RATE))
                 total = len(audio) + n_pause
@@ -256,6 +256,33 @@ class Synthesizer:
                 index += 1
         if index == 0:
             raise _text_error(f"nothing to speak in {_preview(text)}: no phonemes the model knows")
+
+    def _segments(
+        self, text: str, options: SynthesisOptions, sink: list | None
+    ) -> Iterator[tuple[Any, bool]]:
+        """Segments paragraph by paragraph (blank-line separated), so a long text starts speaking
+        after its first paragraph is analysed; yields (segment, is_last_overall)."""
+        paragraphs = [p for p in _PARAGRAPH.split(text) if p.strip()] or [text]
+        first_error: Exception | None = None
+        pending = None
+        for para in paragraphs:
+            try:
+                segs = self.analyze(para, options)
+            except ValueError as e:  # e.g. a paragraph of only unsupported symbols
+                if len(paragraphs) == 1:
+                    raise
+                first_error = first_error or e
+                log.warning("skipped a paragraph: %s", e)
+                continue
+            if sink is not None:
+                sink.extend(segs)
+            for seg in segs:
+                if pending is not None:
+                    yield pending, False
+                pending = seg
+        if pending is None:
+            raise first_error or _text_error(f"nothing to speak in {_preview(text)}")
+        yield pending, True
 
     def synthesize(self, text: str, voice, options: SynthesisOptions | None = None) -> SynthesisResult:
         """Whole utterance: the concatenation of ``stream``."""
