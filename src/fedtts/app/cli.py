@@ -370,7 +370,7 @@ def _expected_errors() -> tuple[tuple[type, ...], tuple[type, ...]]:
         m = sys.modules.get(mod)
         if m is not None and hasattr(m, name):
             usage.append(getattr(m, name))
-    failure: list[type] = [OSError]
+    failure: list[type] = [OSError, RuntimeError]
     m = sys.modules.get("fedtts.engine.assets")
     if m is not None:
         failure.insert(0, m.AssetError)

@@ -180,7 +180,10 @@ class Synthesizer:
         with self._lock:
             fe = self._frontends.get(key)
             if fe is None:
-                from fedtts.frontend import Frontend, FrontendConfig
+                try:
+                    from fedtts.frontend import Frontend, FrontendConfig
+                except ImportError as e:
+                    raise RuntimeError(f"the text front end (fedtts.frontend) cannot be imported: {e}") from e
 
                 base = self.frontend_config or FrontendConfig()
                 cfg = dataclasses.replace(base, use_dict=key[0], use_cache=key[1]).validate()
