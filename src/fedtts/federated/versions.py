@@ -1,0 +1,123 @@
+"""Registry of global tuner versions: save each round, list, pull, roll back.
+
+Why: every global model must be traceable (parent, hash, metrics, privacy spent)
+and a bad round must be undoable; a restarted server resumes from the latest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["ModelVersion", "VersionRegistry", "VersionError"]
+
+
+class VersionError(ValueError):
+    """A missing/corrupt version or a bad registry path."""
+
+
+@dataclass
+class ModelVersion:
+    version: int
+    parent: int | None
+    sha256: str
+    created: float
+    metrics: dict = field(default_factory=dict)
+    epsilon: float | None = None
+    delta: float | None = None
+
+
+def _pack(weights: list[np.ndarray]) -> bytes:
+    buf = io.BytesIO()
+    np.savez(buf, *[np.asarray(w) for w in weights])
+    return buf.getvalue()
+
+
+class VersionRegistry:
+    """Directory of v<N>.npz + index.json; `current` marks the installed version."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._index = self.root / "index.json"
+
+    def _load(self) -> dict:
+        if not self._index.exists():
+            return {"current": None, "versions": []}
+        try:
+            return json.loads(self._index.read_text())
+        except json.JSONDecodeError as e:
+            raise VersionError(f"{self._index}: corrupt index ({e})") from e
+
+    def _save(self, data: dict) -> None:
+        tmp = self._index.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=1))
+        tmp.replace(self._index)  # atomic: a crash never leaves a half index
+
+    def list(self) -> list[ModelVersion]:
+        return [ModelVersion(**v) for v in self._load()["versions"]]
+
+    def current(self) -> int | None:
+        return self._load()["current"]
+
+    def save(
+        self,
+        weights: list[np.ndarray],
+        metrics: dict | None = None,
+        epsilon: float | None = None,
+        delta: float | None = None,
+    ) -> ModelVersion:
+        data = self._load()
+        blob = _pack(weights)
+        num = 1 + max((v["version"] for v in data["versions"]), default=0)
+        (self.root / f"v{num}.npz").write_bytes(blob)
+        mv = ModelVersion(
+            num,
+            data["current"],
+            hashlib.sha256(blob).hexdigest(),
+            time.time(),
+            dict(metrics or {}),
+            epsilon,
+            delta,
+        )
+        data["versions"].append(asdict(mv))
+        data["current"] = num
+        self._save(data)
+        return mv
+
+    def load(self, version: int | None = None) -> tuple[ModelVersion, list[np.ndarray]]:
+        """Weights of `version` (default current), hash-checked."""
+        data = self._load()
+        num = data["current"] if version is None else version
+        rows = [v for v in data["versions"] if v["version"] == num]
+        if num is None or not rows:
+            raise VersionError(f"{self.root}: no version {num!r}")
+        mv = ModelVersion(**rows[0])
+        blob = (self.root / f"v{num}.npz").read_bytes()
+        if hashlib.sha256(blob).hexdigest() != mv.sha256:
+            raise VersionError(f"{self.root}/v{num}.npz: sha256 mismatch (corrupt file)")
+        with np.load(io.BytesIO(blob)) as z:
+            return mv, [z[f"arr_{i}"] for i in range(len(z.files))]
+
+    def rollback(self, version: int) -> ModelVersion:
+        """Make `version` current again (later versions stay listed)."""
+        mv, _ = self.load(version)
+        data = self._load()
+        data["current"] = version
+        self._save(data)
+        return mv
+
+    def pull(self, dest: Path, version: int | None = None) -> Path:
+        """Copy a verified version file to `dest` (a client installing it)."""
+        mv, _ = self.load(version)
+        dest = Path(dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(self.root / f"v{mv.version}.npz", dest)
+        return dest
