@@ -32,3 +32,15 @@ def test_registry_save_load_rollback_and_corruption(tmp_path):
     (tmp_path / "v2.npz").write_bytes(b"garbage")
     with pytest.raises(VersionError, match="sha256"):
         reg.load(2)
+
+
+def test_cli_models_and_rollback(tmp_path, capsys):
+    from fedtts.app.cli import main
+
+    reg = VersionRegistry(tmp_path)
+    reg.save([np.zeros(2, np.float32)])
+    reg.save([np.ones(2, np.float32)])
+    assert main(["fl", "--registry", str(tmp_path), "rollback", "1"]) == 0
+    assert main(["fl", "--registry", str(tmp_path), "models"]) == 0
+    assert "* v1" in capsys.readouterr().out
+    assert main(["fl", "--registry", str(tmp_path), "rollback", "9"]) == 2
