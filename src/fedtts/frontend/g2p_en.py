@@ -45,6 +45,7 @@ _LETTERS = dict(
     zip(
         "abcdefghijklmnopqrstuvwxyz",
         "ˈA bˈi sˈi dˈi ˈi ˈɛf ʤˈi ˈAʧ ˈI ʤˈA kˈA ˈɛl ˈɛm ˈɛn ˈO pˈi kjˈu ˈɑɹ ˈɛs tˈi jˈu vˈi dˈʌbᵊlju ˈɛks wˈI zˈi".split(),
+        strict=False,
     )
 )
 ACRONYMS = {"TTS": "tˈi tˈi ˈɛs", "GPU": "ʤˈi pˈi jˈu", "CPU": "sˈi pˈi jˈu", "USA": "jˈu ˈɛs ˈA"}

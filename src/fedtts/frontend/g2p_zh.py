@@ -162,7 +162,7 @@ def _sandhi(words: list[tuple[str, list[str]]]) -> list[str]:
     """一/不 sandhi, then 3-3 sandhi within words and across short word pairs."""
     flat: list[tuple[str, str, int]] = []  # char, pinyin, word index
     for wi, (w, pys) in enumerate(words):
-        for c, p in zip(w, pys):
+        for c, p in zip(w, pys, strict=False):
             flat.append((c, p, wi))
     pys = [p for _, p, _ in flat]
     for i, (c, p, wi) in enumerate(flat):
@@ -206,7 +206,7 @@ _NOT_ER = set("女婴孤幼健胎患少宠混儿")
 
 def _erhua(chars: list[str], pys: list[str]) -> tuple[list[str], list[str]]:
     out_c, out_p = [], []
-    for c, p in zip(chars, pys):
+    for c, p in zip(chars, pys, strict=False):
         in_word = c == "儿" and out_c and out_c[-1][-1] not in _NOT_ER
         if (
             c[-1] == "儿"
@@ -235,7 +235,7 @@ def zh_pinyin(text: str) -> list[tuple[str, str | None]]:
     chars = [(" " if i == 0 else "") + c for w, _ in words for i, c in enumerate(w)]
     pys = _sandhi(words)
     chars, pys = _erhua(chars, pys)
-    return list(zip(chars, pys))
+    return list(zip(chars, pys, strict=False))
 
 
 def pinyin_to_kokoro(py: str) -> str:
