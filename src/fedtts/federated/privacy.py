@@ -53,7 +53,8 @@ class PrivacyAccountant:
         n = self.rounds if rounds is None else rounds
         if n == 0:
             return 0.0
-        acc = RdpAccountant()
+        # integer orders: the library's fractional orders near 1 fail to converge (noisy warnings)
+        acc = RdpAccountant(orders=[float(a) for a in range(2, 257)])
         event = dp_accounting.PoissonSampledDpEvent(
             self.cfg.sampling_rate, dp_accounting.GaussianDpEvent(self.cfg.noise_multiplier)
         )
