@@ -1,0 +1,322 @@
+"""Shared evaluation measurements (numpy only, except DNSMOS which uses speechmos' ONNX models).
+
+Deliberately independent of ``fedtts.voice.prosody`` (the tuner's feature extractor): a report
+should not grade the tuner with the very features it was fitted on. F0 is YIN (cumulative mean
+normalised difference, de Cheveigné & Kawahara 2002) on 16 kHz audio with a 10 ms hop.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+__all__ = [
+    "F0Track",
+    "ProsodyStats",
+    "yin_f0",
+    "speech_frames",
+    "f0_range_st",
+    "count_syllables",
+    "speaking_rate",
+    "pause_ratio",
+    "energy_dynamics_db",
+    "prosody_stats",
+    "dnsmos",
+    "spectral_envelope",
+    "spectral_envelope_distance",
+    "resample",
+]
+
+SR = 16000
+HOP_S = 0.01
+FMIN, FMAX = 60.0, 500.0
+
+
+def resample(audio: np.ndarray, sr: int, target: int = SR) -> np.ndarray:
+    """Mono float32 at ``target`` Hz (soxr HQ)."""
+    x = np.asarray(audio, dtype=np.float32)
+    if x.ndim == 2:
+        x = x.mean(axis=1 if x.shape[1] <= 8 else 0)
+    if sr == target or x.size == 0:
+        return x
+    import soxr
+
+    return soxr.resample(x, sr, target, quality="HQ").astype(np.float32)
+
+
+def _frame_db(x: np.ndarray, sr: int, hop_s: float = HOP_S) -> np.ndarray:
+    hop = max(1, int(round(hop_s * sr)))
+    n = len(x) // hop
+    if n == 0:
+        return np.zeros(0, np.float32)
+    return (10 * np.log10(np.mean(x[: n * hop].reshape(n, hop) ** 2, axis=1) + 1e-10)).astype(np.float32)
+
+
+def speech_frames(audio: np.ndarray, sr: int, floor_db: float = 35.0) -> np.ndarray:
+    """Boolean 10 ms frames that carry speech: within ``floor_db`` of the loud (p95) level."""
+    db = _frame_db(np.asarray(audio, np.float32), sr)
+    if db.size == 0:
+        return np.zeros(0, bool)
+    # 3-frame median smoothing so single clicks/dropouts don't split speech.
+    sp = db > (np.percentile(db, 95) - floor_db)
+    if sp.size >= 3:
+        sp = np.concatenate([[sp[0]], (sp[:-2].astype(int) + sp[1:-1] + sp[2:]) >= 2, [sp[-1]]])
+    return sp
+
+
+@dataclass
+class F0Track:
+    """F0 in Hz per 10 ms frame (0 where unvoiced) and YIN aperiodicity (lower = more periodic)."""
+
+    f0: np.ndarray
+    voiced: np.ndarray
+    aperiodicity: np.ndarray
+    hop_s: float = HOP_S
+
+    def voiced_f0(self) -> np.ndarray:
+        return self.f0[self.voiced]
+
+
+def yin_f0(
+    audio: np.ndarray, sr: int, fmin: float = FMIN, fmax: float = FMAX, threshold: float = 0.2
+) -> F0Track:
+    """YIN pitch tracker, vectorised with FFT autocorrelation; robust to level, no librosa."""
+    x = resample(audio, sr, SR)
+    win = int(SR / fmin) * 2  # two periods of the lowest F0
+    hop = int(HOP_S * SR)
+    if len(x) < win:
+        z = np.zeros(0, np.float32)
+        return F0Track(z, z.astype(bool), z)
+    n = 1 + (len(x) - win) // hop
+    idx = np.arange(win)[None, :] + hop * np.arange(n)[:, None]
+    fr = x[idx].astype(np.float64)
+    fr -= fr.mean(axis=1, keepdims=True)
+    w = win // 2  # integration window; lags up to w
+    nfft = 1 << int(np.ceil(np.log2(2 * win)))
+    spec = np.fft.rfft(fr, nfft, axis=1)
+    # r[t, tau] = sum_{j<w} x_j x_{j+tau}: cross-correlation of the first half with the whole frame.
+    head = np.fft.rfft(fr[:, :w], nfft, axis=1)
+    r = np.fft.irfft(np.conj(head) * spec, nfft, axis=1)[:, : w + 1]
+    sq = np.cumsum(fr**2, axis=1)
+    sq = np.concatenate([np.zeros((n, 1)), sq], axis=1)
+    e0 = sq[:, w][:, None]
+    taus = np.arange(w + 1)
+    e_tau = sq[:, taus + w] - sq[:, taus]
+    d = e0 + e_tau - 2 * r
+    d[:, 0] = 0.0
+    cum = np.cumsum(d[:, 1:], axis=1) / np.arange(1, w + 1)
+    cmnd = np.ones_like(d)
+    cmnd[:, 1:] = d[:, 1:] / np.maximum(cum, 1e-12)
+    lo, hi = max(2, int(SR / fmax)), min(w - 1, int(SR / fmin))
+    seg = cmnd[:, lo : hi + 1]
+    below = seg < threshold
+    # first dip under the threshold, then walk to its local minimum; else global minimum
+    first = np.where(below.any(axis=1), below.argmax(axis=1), seg.argmin(axis=1))
+    lag = first.copy()
+    for _ in range(hi - lo):
+        nxt = np.minimum(lag + 1, seg.shape[1] - 1)
+        move = seg[np.arange(n), nxt] < seg[np.arange(n), lag]
+        if not move.any():
+            break
+        lag = np.where(move, nxt, lag)
+    ap = seg[np.arange(n), lag]
+    li = np.clip(lag, 1, seg.shape[1] - 2)
+    a, b, c = seg[np.arange(n), li - 1], seg[np.arange(n), li], seg[np.arange(n), li + 1]
+    den = a - 2 * b + c
+    delta = np.where(np.abs(den) > 1e-12, 0.5 * (a - c) / den, 0.0)
+    period = lo + li + np.clip(delta, -1, 1)
+    f0 = SR / period
+    # frame level (centre 10 ms) for voicing: periodic and not silence
+    db = 10 * np.log10(np.mean(fr[:, w - hop // 2 : w + hop // 2] ** 2, axis=1) + 1e-10)
+    loud = db > (np.percentile(db, 95) - 35) if n else db.astype(bool)
+    voiced = (ap < max(threshold * 1.75, 0.35)) & loud & (f0 >= fmin) & (f0 <= fmax)
+    f0 = np.where(voiced, f0, 0.0)
+    return F0Track(f0.astype(np.float32), voiced, ap.astype(np.float32))
+
+
+def _st(f0: np.ndarray, ref_hz: float = 100.0) -> np.ndarray:
+    return 12.0 * np.log2(np.asarray(f0, np.float64) / ref_hz)
+
+
+def f0_range_st(track: F0Track, lo_pct: float = 10.0, hi_pct: float = 90.0) -> float:
+    """F0 range in semitones between two percentiles of voiced frames (0 if < 10 voiced frames)."""
+    v = track.voiced_f0()
+    if v.size < 10:
+        return 0.0
+    st = _st(v)
+    return float(np.percentile(st, hi_pct) - np.percentile(st, lo_pct))
+
+
+_WORD = re.compile(r"[A-Za-z']+")
+_CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+def _en_syllables(word: str) -> int:
+    w = word.lower().strip("'")
+    if not w:
+        return 0
+    groups = re.findall(r"[aeiouy]+", w)
+    n = len(groups)
+    if w.endswith("e") and not w.endswith(("le", "ee", "ye")) and n > 1:
+        n -= 1
+    return max(1, n)
+
+
+def count_syllables(text: str) -> int:
+    """Syllables in text: one per Chinese character, vowel groups per English word.
+
+    Digits are spelled out first by the fedtts normaliser when it is available.
+    """
+    t = text
+    try:
+        from fedtts.frontend.normalize import normalize
+
+        t = normalize(text)
+    except Exception:
+        pass
+    return len(_CJK.findall(t)) + sum(_en_syllables(w) for w in _WORD.findall(t))
+
+
+def speaking_rate(audio: np.ndarray, sr: int, text: str | None = None) -> float:
+    """Syllables per second of speech (pauses excluded); from text if given, else energy peaks."""
+    x = resample(audio, sr, SR)
+    sp = speech_frames(x, SR)
+    speech_s = float(sp.sum()) * HOP_S
+    if speech_s <= 0:
+        return 0.0
+    if text and text.strip():
+        return count_syllables(text) / speech_s
+    db = _frame_db(x, SR)
+    env = np.convolve(db, np.ones(5) / 5, mode="same")
+    thr = np.percentile(db, 95) - 25
+    pk = np.flatnonzero((env[1:-1] > env[:-2]) & (env[1:-1] >= env[2:]) & sp[1:-1] & (env[1:-1] > thr)) + 1
+    kept, last = 0, -100
+    for i in pk:  # nuclei at least 100 ms apart
+        if i - last >= 10:
+            kept, last = kept + 1, i
+    return kept / speech_s
+
+
+def pause_ratio(audio: np.ndarray, sr: int, min_pause_s: float = 0.1) -> float:
+    """Share of time between first and last speech frame spent in pauses ≥ ``min_pause_s``."""
+    sp = speech_frames(resample(audio, sr, SR), SR)
+    on = np.flatnonzero(sp)
+    if on.size < 2:
+        return 0.0
+    inner = sp[on[0] : on[-1] + 1]
+    paused, run = 0, 0
+    for v in inner:
+        if not v:
+            run += 1
+        else:
+            if run * HOP_S >= min_pause_s:
+                paused += run
+            run = 0
+    return paused / inner.size
+
+
+def energy_dynamics_db(audio: np.ndarray, sr: int) -> float:
+    """Std of the 10 ms frame level (dB) over speech frames: how much loudness varies."""
+    x = resample(audio, sr, SR)
+    db, sp = _frame_db(x, SR), speech_frames(x, SR)
+    return float(np.std(db[sp])) if sp.any() else 0.0
+
+
+@dataclass
+class ProsodyStats:
+    f0_median_hz: float
+    f0_median_st: float  # semitones re 100 Hz
+    f0_range_st: float  # p90 − p10
+    f0_std_st: float
+    voiced_fraction: float  # voiced frames / speech frames
+    rate_syl_s: float
+    pause_ratio: float
+    energy_std_db: float
+    duration_s: float
+
+    def as_dict(self) -> dict[str, float]:
+        return {k: round(float(v), 4) for k, v in asdict(self).items()}
+
+
+def prosody_stats(audio: np.ndarray, sr: int, text: str | None = None) -> ProsodyStats:
+    """All prosody measurements of one clip in one call."""
+    x = resample(audio, sr, SR)
+    tr = yin_f0(x, SR)
+    v = tr.voiced_f0()
+    sp = speech_frames(x, SR)
+    n_sp = max(int(sp.sum()), 1)
+    med = float(np.median(v)) if v.size else 0.0
+    return ProsodyStats(
+        f0_median_hz=med,
+        f0_median_st=float(_st(med)) if med > 0 else 0.0,
+        f0_range_st=f0_range_st(tr),
+        f0_std_st=float(np.std(_st(v))) if v.size >= 10 else 0.0,
+        voiced_fraction=min(1.0, float(tr.voiced.sum()) / n_sp),
+        rate_syl_s=speaking_rate(x, SR, text),
+        pause_ratio=pause_ratio(x, SR),
+        energy_std_db=energy_dynamics_db(x, SR),
+        duration_s=len(x) / SR,
+    )
+
+
+def dnsmos(audio: np.ndarray, sr: int) -> dict[str, float]:
+    """DNSMOS P.835 (speechmos): {'ovrl','sig','bak','p808'} on 16 kHz audio, peak-limited to ±1."""
+    from speechmos import dnsmos as _dnsmos
+
+    x = resample(audio, sr, SR).astype(np.float64)
+    peak = float(np.max(np.abs(x))) if x.size else 0.0
+    if peak > 1.0:
+        x = x / peak
+    r = _dnsmos.run(x, sr=SR)
+    return {
+        "ovrl": float(r["ovrl_mos"]),
+        "sig": float(r["sig_mos"]),
+        "bak": float(r["bak_mos"]),
+        "p808": float(r["p808_mos"]),
+    }
+
+
+def _mel_fb(n_mels: int, nfft: int, sr: int) -> np.ndarray:
+    def hz2mel(f):
+        return 2595.0 * np.log10(1.0 + np.asarray(f) / 700.0)
+
+    def mel2hz(m):
+        return 700.0 * (10 ** (np.asarray(m) / 2595.0) - 1.0)
+
+    pts = mel2hz(np.linspace(hz2mel(50.0), hz2mel(sr / 2 - 200), n_mels + 2))
+    freqs = np.fft.rfftfreq(nfft, 1.0 / sr)
+    fb = np.zeros((n_mels, freqs.size))
+    for i in range(n_mels):
+        lo, c, hi = pts[i], pts[i + 1], pts[i + 2]
+        fb[i] = np.clip(np.minimum((freqs - lo) / (c - lo), (hi - freqs) / (hi - c)), 0, None)
+    return fb
+
+
+def spectral_envelope(audio: np.ndarray, sr: int, n_mels: int = 40, n_ceps: int = 24) -> np.ndarray:
+    """Long-term average mel-cepstrum (c1..c_n) over speech frames: a level-free timbre summary."""
+    x = resample(audio, sr, SR)
+    win, hop = 400, 160
+    if len(x) < win:
+        raise ValueError("audio too short for a spectral envelope (< 25 ms)")
+    n = 1 + (len(x) - win) // hop
+    idx = np.arange(win)[None, :] + hop * np.arange(n)[:, None]
+    fr = x[idx] * np.hanning(win)
+    p = np.abs(np.fft.rfft(fr, 512, axis=1)) ** 2
+    logmel = np.log(p @ _mel_fb(n_mels, 512, SR).T + 1e-10)
+    db = 10 * np.log10(np.mean(fr**2, axis=1) + 1e-10)
+    keep = db > np.percentile(db, 95) - 30
+    avg = logmel[keep].mean(axis=0)
+    k = np.arange(n_mels)
+    dct = np.cos(np.pi / n_mels * (k[None, :] + 0.5) * np.arange(n_ceps + 1)[:, None])
+    return (dct @ avg)[1:].astype(np.float32)
+
+
+def spectral_envelope_distance(a: np.ndarray, sr_a: int, b: np.ndarray, sr_b: int) -> float:
+    """Mel-cepstral distance (dB, MCD formula) between the long-term envelopes of two clips."""
+    n_mels = 40
+    ca, cb = spectral_envelope(a, sr_a, n_mels), spectral_envelope(b, sr_b, n_mels)
+    # natural-log cepstra → dB: 10/ln10 * sqrt(2 * sum diff^2), orthonormal DCT-II scaling
+    diff = (ca - cb) * (2.0 / n_mels) ** 0.5
+    return float(10.0 / np.log(10) * np.sqrt(2.0 * np.sum(diff**2)))
