@@ -110,8 +110,10 @@ def _split_sentences(text: str) -> list[tuple[str, float]]:
 
 def _split_clauses(s: str) -> list[str]:
     parts, buf = [], ""
-    for c in s:
+    for i, c in enumerate(s):
         buf += c
+        if c in ",:" and s[i - 1 : i].isdigit() and s[i + 1 : i + 2].isdigit():
+            continue
         if c in _CLAUSE:
             parts.append(buf)
             buf = ""

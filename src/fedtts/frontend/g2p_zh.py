@@ -191,13 +191,14 @@ def _sandhi(words: list[tuple[str, list[str]]]) -> list[str]:
             else:
                 pys[i] = "yi4"
     # 3-3: right-to-left inside each word, then between a word ending and next word's start
+    orig = list(pys)
     for i in range(len(pys) - 2, -1, -1):
-        a, b = pys[i], pys[i + 1]
+        a, b = orig[i], orig[i + 1]
         if a and b and a.endswith("3") and b.endswith("3"):
             same_word = flat[i][2] == flat[i + 1][2]
             short_pair = len(words[flat[i][2]][0]) + len(words[flat[i + 1][2]][0]) <= 3
             if same_word or short_pair:
-                pys[i] = a[:-1] + "2"
+                pys[i] = pys[i][:-1] + "2"
     return pys
 
 

@@ -60,6 +60,7 @@ def _norm_zh(t: str) -> str:
         ),
         t,
     )
+    t = re.sub(r"(电话|号码|手机|拨打|热线|房间|尾号)(\d+)", lambda m: m.group(1) + _digits_zh(m.group(2)), t)
     t = re.sub(r"1[3-9]\d{9}|\d{3,4}-\d{7,8}", lambda m: _digits_zh(m.group()), t)
     t = re.sub(r"[¥￥](\d+(?:\.\d+)?)", lambda m: _zh_num(m.group(1)) + "元", t)
     t = re.sub(r"\$(\d+(?:\.\d+)?)", lambda m: _zh_num(m.group(1)) + "美元", t)
@@ -152,9 +153,26 @@ _EN_UNITS = {
 }
 
 
+_MONTHS = "January February March April May June July August September October November December".split()
+
+
+def _en_date(m: re.Match) -> str:
+    y, mo, d = int(m.group(1)), int(m.group(2)), int(m.group(3))
+    if not (1 <= mo <= 12 and 1 <= d <= 31):
+        return m.group()
+    return f"{_MONTHS[mo - 1]} {_ordinal(d)}, {_en_year(y)}"
+
+
 def _norm_en(t: str) -> str:
     for k, v in _ABBR.items():
         t = re.sub(r"(?<!\w)" + re.escape(k), v, t)
+    t = re.sub(
+        r"\b1\d{10}\b|\b\d{3}-\d{3}-\d{4}\b",
+        lambda m: " ".join(_ONES[int(c)] for c in m.group() if c.isdigit()),
+        t,
+    )
+    t = re.sub(r"[¥￥](\d+(?:\.\d+)?)", lambda m: _en_num(m.group(1)) + " yuan", t)
+    t = re.sub(r"\b(\d{4})-(\d{1,2})-(\d{1,2})\b", _en_date, t)
     t = re.sub(
         r"\$(\d[\d,]*)(?:\.(\d\d))?",
         lambda m: (
