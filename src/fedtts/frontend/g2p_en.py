@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import shutil
 import subprocess
@@ -61,6 +62,7 @@ def ipa_to_kokoro(ps: str) -> str:
     return ps.replace("^", "")
 
 
+@functools.lru_cache(maxsize=4096)
 def espeak_ipa(text: str) -> str:
     """Raw espeak-ng IPA for English text (one process per run; lines joined by spaces)."""
     exe = shutil.which("espeak-ng")
