@@ -11,6 +11,10 @@ __all__ = ["DictionaryError", "PronunciationDict"]
 _GLM = re.compile(r"<\|([A-Z]+)(\d?)\|>")
 
 
+def _w(c: str) -> bool:
+    return c.isascii() and c.isalnum()
+
+
 class DictionaryError(ValueError):
     """A dictionary line is invalid (message names file, line and reason)."""
 
@@ -96,8 +100,7 @@ class PronunciationDict:
                 if text.startswith(k, i):
                     ascii_k = k.isascii()
                     if ascii_k and (
-                        (i > 0 and text[i - 1].isalnum())
-                        or (i + len(k) < len(text) and text[i + len(k)].isalnum())
+                        (i > 0 and _w(text[i - 1])) or (i + len(k) < len(text) and _w(text[i + len(k)]))
                     ):
                         continue
                     out.append((i, i + len(k), self.entries[k]))

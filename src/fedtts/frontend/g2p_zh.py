@@ -86,8 +86,11 @@ def _init() -> None:
         if _ready:
             return
         import logging
+        import warnings
 
-        import jieba
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import jieba
 
         jieba.setLogLevel(logging.WARNING)
         jieba.initialize()
