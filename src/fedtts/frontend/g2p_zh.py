@@ -254,4 +254,5 @@ def pinyin_to_kokoro(py: str) -> str:
         ipa = ZHG2P.py2ipa(base + tone)
     except Exception:
         return ""
-    return ipa + ("ɚ" if er else "")
+    # U+032F (non-syllabic mark) is not in the model vocabulary; the tokenizer would drop it anyway
+    return ipa.replace("\u032f", "") + ("ɚ" if er else "")
