@@ -99,26 +99,66 @@ def transcribe(audio: np.ndarray, sr: int, lang: str | None = None) -> str:
 
 _PUNCT = re.compile(r"[^\w\s']|_", re.UNICODE)
 _CJK = re.compile(r"[\u4e00-\u9fff]")
-# Small traditional→simplified table for characters Whisper commonly emits in traditional form.
+# Fallback traditional→simplified table (used only when OpenCC is not installed).
 _T2S = str.maketrans(
-    "們這個來時點說國會對開門關請銀行後裡當們還長發為與學實現錢見聽話題應該從進動車頭體電號間麼樣覺讓過無東邊經認員區將麗歡雙風語讀書寫氣戰愛龍鐘萬億兩隻條張場單當歲幾內塊嗎們嗎",
-    "们这个来时点说国会对开门关请银行后里当们还长发为与学实现钱见听话题应该从进动车头体电号间么样觉让过无东边经认员区将丽欢双风语读书写气战爱龙钟万亿两只条张场单当岁几内块吗们吗",
+    "們這個來時點說國會對開門關請銀後裡當還長發為與學實現錢見聽話題應該從進動車頭體電號間麼樣覺讓過無東邊經認員區將麗歡雙風語讀書寫氣戰愛龍鐘萬億兩隻條張場單歲幾內塊嗎",
+    "们这个来时点说国会对开门关请银后里当还长发为与学实现钱见听话题应该从进动车头体电号间么样觉让过无东边经认员区将丽欢双风语读书写气战爱龙钟万亿两只条张场单岁几内块吗",
 )
+# Whisper writes clock times as "3.30 p.m."; the reference usually says "3:30 PM".
+_CLOCK = re.compile(r"\b(\d{1,2})[.:](\d{2})\s*([ap])\.?\s?m\b\.?", re.IGNORECASE)
+_SINGLE_RUN = re.compile(r"\b(?:[a-z] ){1,}[a-z]\b")
+# Ordinal and cardinal number words are merged (Whisper writes "March 15" for "March fifteenth").
+_ORD = {
+    "first": "one",
+    "second": "two",
+    "third": "three",
+    "fifth": "five",
+    "eighth": "eight",
+    "ninth": "nine",
+    "twelfth": "twelve",
+}
+_ORD_TH = re.compile(
+    r"\b(four|six|seven|ten|eleven|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|"
+    r"nineteen|hundred|thousand|million)th\b"
+)
+_ORD_IETH = re.compile(r"\b(twen|thir|for|fif|six|seven|eigh|nine)tieth\b")
+
+
+@functools.lru_cache(maxsize=1)
+def _t2s():
+    try:
+        import opencc
+
+        return opencc.OpenCC("t2s").convert
+    except Exception:  # optional: fall back to the small table
+        return lambda t: t.translate(_T2S)
 
 
 def normalize_text(text: str) -> str:
-    """Lowercase, half-width, simplified, numbers spelled out (fedtts normaliser), no punctuation."""
+    """Comparable form of a reference or a hypothesis (applied identically to both sides).
+
+    NFKC (full-width→half-width), clock times unified, numbers/symbols spelled out by the fedtts
+    normaliser (so "15分钟" == "十五分钟", "$12" == "twelve dollars"), traditional→simplified,
+    lowercase, punctuation removed, spelled letters joined ("p m" == "pm"), 幺 == 一, ordinals
+    merged with cardinals.
+    """
     t = unicodedata.normalize("NFKC", text)
+    t = _CLOCK.sub(lambda m: f"{m[1]}:{m[2]} {m[3].lower()}m", t)
     try:
         from fedtts.frontend.normalize import normalize as fe_norm
 
         t = fe_norm(t)
     except Exception:  # front end missing or rejects the text: compare raw
         pass
-    t = unicodedata.normalize("NFKC", t).translate(_T2S).lower()
-    t = t.replace("’", "'")
+    t = _t2s()(unicodedata.normalize("NFKC", t)).lower()
+    t = t.replace("’", "'").replace("幺", "一")
     t = _PUNCT.sub(" ", t)
-    return " ".join(t.split())
+    t = " ".join(t.split())
+    t = _SINGLE_RUN.sub(lambda m: m[0].replace(" ", ""), t)
+    t = " ".join(_ORD.get(w, w) for w in t.split())
+    t = _ORD_TH.sub(r"\1", t)
+    t = _ORD_IETH.sub(r"\1ty", t)
+    return t
 
 
 def edit_distance(a: list[str] | str, b: list[str] | str) -> int:
