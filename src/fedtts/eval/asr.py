@@ -72,8 +72,13 @@ def _model(threads: int = 2):
     return WhisperModel(str(whisper_dir()), device="cpu", compute_type="int8", cpu_threads=threads)
 
 
-def transcribe(audio: np.ndarray, sr: int, lang: str | None = None) -> str:
-    """Transcribe mono audio with Whisper base (beam 5); zh is steered to simplified Chinese."""
+def transcribe(audio: np.ndarray, sr: int, lang: str | None = None, prompt: str | None = None) -> str:
+    """Transcribe mono audio with Whisper base (beam 5).
+
+    No initial prompt by default: a zh prompt such as ``ZH_PROMPT`` steers towards simplified
+    characters but Whisper base then sometimes "transcribes" the prompt itself on short clips;
+    traditional output is converted to simplified by ``normalize_text`` instead.
+    """
     if lang not in ("zh", "en", None):
         raise ValueError(f"lang must be 'zh', 'en' or None, got {lang!r}")
     x = np.asarray(audio, dtype=np.float32)
@@ -89,7 +94,7 @@ def transcribe(audio: np.ndarray, sr: int, lang: str | None = None) -> str:
         x,
         language=lang,
         beam_size=5,
-        initial_prompt=ZH_PROMPT if lang == "zh" else None,
+        initial_prompt=prompt,
         condition_on_previous_text=False,
         vad_filter=False,
     )
