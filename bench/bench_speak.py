@@ -134,6 +134,21 @@ def run(repeats: int, threads: int, voice_name: str, with_piper: bool = True) ->
     }
 
 
+def _fit(text: str, width: int) -> str:
+    """Cut/pad to a display width (CJK characters take two columns)."""
+    import unicodedata
+
+    out, w = "", 0
+    for ch in text:
+        cw = 2 if unicodedata.east_asian_width(ch) in "WF" else 1
+        if w + cw > width - 1:
+            out += "…"
+            w += 1
+            break
+        out, w = out + ch, w + cw
+    return out + " " * (width - w)
+
+
 def print_table(res: dict) -> None:
     print(f"fedtts vs Piper (joe-us medium) | {res['threads']} threads | median of {res['repeats']} runs")
     hdr = f"{'lang':<4} {'text':<34} {'audio s':>7} {'fed RTF':>8} {'fed TTFC':>9} {'pip RTF':>8} {'pip TTFC':>9} {'RTF x':>6} {'TTFC x':>7}"
@@ -141,8 +156,7 @@ def print_table(res: dict) -> None:
     print("-" * len(hdr))
     for r in res["rows"]:
         f, p = r["fedtts"], r.get("piper")
-        text = r["text"] if len(r["text"]) <= 33 else r["text"][:32] + "…"
-        line = f"{r['lang']:<4} {text:<34} {f['audio_s']:7.2f} {f['rtf']:8.3f} {f['ttfc_s']:8.3f}s"
+        line = f"{r['lang']:<4} {_fit(r['text'], 34)} {f['audio_s']:7.2f} {f['rtf']:8.3f} {f['ttfc_s']:8.3f}s"
         if p:
             line += f" {p['rtf']:8.3f} {p['ttfc_s']:8.3f}s {f['rtf'] / p['rtf']:6.2f} {f['ttfc_s'] / p['ttfc_s']:7.2f}"
         else:
