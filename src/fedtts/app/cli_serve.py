@@ -1,0 +1,126 @@
+"""``fedtts ui`` (Gradio web UI) and ``fedtts serve`` (HTTP API); both bind 127.0.0.1 by default.
+
+Gradio, FastAPI and uvicorn are imported inside the handlers so ``fedtts --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+__all__ = ["register", "main", "service_config_from_args"]
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def _common(p: argparse.ArgumentParser, port: int, max_chars: int) -> None:
+    p.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)"
+    )
+    p.add_argument("--port", type=int, default=port, help=f"port (default {port})")
+    p.add_argument("--output-dir", default="outputs", help="where results are saved and served from")
+    p.add_argument("--max-upload-mb", type=float, default=20.0, help="largest upload in MB (default 20)")
+    p.add_argument("--max-chars", type=int, default=max_chars, help=f"longest text (default {max_chars})")
+    p.add_argument("--max-concurrent", type=int, default=1, help="synthesis jobs at once (default 1)")
+    p.add_argument("--queue-size", type=int, default=16, help="jobs that may wait; more get 503 (default 16)")
+    p.add_argument("--timeout", type=float, default=300.0, help="seconds per request incl. queueing")
+    p.add_argument("--threads", type=int, default=2, help="onnxruntime threads per job (default 2)")
+    p.add_argument("--dict", default=None, metavar="JSONL", help="pronunciation dictionary to use and edit")
+    p.add_argument("--no-warmup", action="store_true", help="load the model on first request, not at start")
+
+
+def service_config_from_args(args: argparse.Namespace):
+    from fedtts.app.service import ServiceConfig
+
+    return ServiceConfig(
+        output_dir=Path(args.output_dir),
+        max_chars=args.max_chars,
+        max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
+        max_concurrent=args.max_concurrent,
+        queue_size=args.queue_size,
+        timeout_s=args.timeout,
+        threads=args.threads,
+        dict_path=Path(args.dict) if args.dict else None,
+        api_key=os.environ.get("FEDTTS_API_KEY") or None,
+    ).validate()
+
+
+def _fail(msg: str) -> int:
+    print(f"error: {msg}", file=sys.stderr)
+    return 2
+
+
+def _check_port(port: int) -> str | None:
+    return None if 0 <= port <= 65535 else f"--port must be 0-65535, got {port}"
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    if (err := _check_port(args.port)) is not None:
+        return _fail(err)
+    try:
+        cfg = service_config_from_args(args)
+    except ValueError as e:
+        return _fail(str(e))
+    import uvicorn
+
+    from fedtts.app.server import create_app
+    from fedtts.app.service import TTSService
+
+    if args.host not in LOOPBACK and not cfg.api_key:
+        print(
+            f"warning: serving on {args.host} without an API key: anyone who can reach it can use it; "
+            "set FEDTTS_API_KEY",
+            file=sys.stderr,
+        )
+    service = TTSService(cfg)
+    if not args.no_warmup:
+        service.warm_up()
+    app = create_app(service)
+    auth = "Bearer key required" if cfg.api_key else "no API key"
+    print(
+        f"fedtts API on http://{args.host}:{args.port} (docs at /docs; {auth})", file=sys.stderr, flush=True
+    )
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", timeout_keep_alive=5)
+    return 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    if (err := _check_port(args.port)) is not None:
+        return _fail(err)
+    try:
+        cfg = service_config_from_args(args)
+    except ValueError as e:
+        return _fail(str(e))
+    from fedtts.app.web import launch
+
+    if args.host not in LOOPBACK:
+        print(f"warning: the web UI on {args.host} is reachable from other machines", file=sys.stderr)
+    launch(cfg, host=args.host, port=args.port, warmup=not args.no_warmup)
+    return 0
+
+
+def register(subparsers) -> None:
+    """Add ``ui`` and ``serve`` to the ``fedtts`` command line."""
+    p = subparsers.add_parser("ui", help="web UI (Gradio): synthesis, dictionary, batch, voices, system")
+    _common(p, 7860, 20000)
+    p.set_defaults(func=cmd_ui)
+
+    p = subparsers.add_parser("serve", help="HTTP API (OpenAI-compatible /v1/audio/speech; docs at /docs)")
+    _common(p, 8000, 4096)
+    p.set_defaults(func=cmd_serve)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m fedtts.app.cli_serve serve ...`` (same as ``fedtts serve ...``)."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    parser = argparse.ArgumentParser(prog="fedtts")
+    register(parser.add_subparsers(dest="cmd", required=True))
+    args = parser.parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

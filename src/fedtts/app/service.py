@@ -1,0 +1,885 @@
+"""Shared service layer of the web UI and the HTTP API: one place for the model, limits and files.
+
+Both front doors (Gradio in ``web.py``, FastAPI in ``server.py``) call this module, so they behave
+the same: the same voices (stock, saved profiles, blends, cloned references), the same job gate
+(``max_concurrent`` running + ``queue_size`` waiting, then :class:`ServiceBusy`), the same
+deadline, the same output folder and the same rules for serving files from it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import ctypes
+import dataclasses
+import gc
+import importlib.util
+import logging
+import os
+import re
+import secrets
+import shutil
+import tempfile
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "DEFAULT_VOICE",
+    "OPENAI_VOICE_ALIASES",
+    "ServiceConfig",
+    "ServiceError",
+    "ServiceBusy",
+    "ServiceTimeout",
+    "NotAvailable",
+    "JobGate",
+    "Ticket",
+    "SpeechRequest",
+    "TTSService",
+    "safe_child",
+    "default_dict_path",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_VOICE = "jf_alpha"
+# OpenAI clients send these names; map them to stock packs so such clients work unchanged.
+OPENAI_VOICE_ALIASES = {
+    "alloy": "jf_alpha",
+    "nova": "jf_nezumi",
+    "shimmer": "jf_tebukuro",
+    "fable": "jf_gongitsune",
+    "echo": "jm_kumo",
+    "onyx": "jm_kumo",
+}
+_VOICE_SPEC = re.compile(
+    r"^[A-Za-z0-9\u4e00-\u9fff_.\-]+(:[0-9.]+)?(,[A-Za-z0-9\u4e00-\u9fff_.\-]+(:[0-9.]+)?)*$"
+)
+_UPLOAD_ID = re.compile(r"^upl_[0-9a-f]{32}$")
+_OUTPUT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,200}$")
+MB = 1024 * 1024
+
+
+class ServiceError(ValueError):
+    """A request the service refuses; ``status`` is the HTTP status the API answers with."""
+
+    def __init__(
+        self, message: str, status: int = 400, code: str = "invalid_request", param: str | None = None
+    ):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.param = param
+
+
+class ServiceBusy(ServiceError):
+    """All slots busy and the waiting queue full: try again after ``retry_after`` seconds."""
+
+    def __init__(self, message: str, retry_after: int):
+        super().__init__(message, 503, "server_busy")
+        self.retry_after = retry_after
+
+
+class ServiceTimeout(ServiceError):
+    def __init__(self, message: str):
+        super().__init__(message, 504, "timeout")
+
+
+class NotAvailable(ServiceError):
+    """A part of fedtts that has not landed (or is not installed) on this machine."""
+
+    def __init__(self, message: str):
+        super().__init__(message, 501, "not_available")
+
+
+def default_dict_path() -> Path:
+    """The project's pronunciation dictionary (``configs/G2P_replace_dict.jsonl`` in the repo)."""
+    return Path(__file__).resolve().parents[3] / "configs" / "G2P_replace_dict.jsonl"
+
+
+@dataclass
+class ServiceConfig:
+    """Limits and folders shared by ``fedtts ui`` and ``fedtts serve``."""
+
+    output_dir: Path = Path("outputs")
+    max_chars: int = 4096  # per request; longer texts are chunked by the pipeline up to this
+    max_upload_bytes: int = 20 * MB
+    max_concurrent: int = 1  # synthesis jobs running at once (2 cores: more only adds latency)
+    queue_size: int = 16  # jobs allowed to wait for a slot before 503
+    timeout_s: float = 300.0  # per request, queue wait included
+    threads: int = 2  # onnxruntime threads per job
+    dict_path: Path | None = None  # pronunciation dictionary edited by the UI
+    voices_root: Path | None = None  # saved profiles (default data_dir()/voices)
+    upload_dir: Path | None = None  # API uploads (default: a private temp folder)
+    api_key: str | None = None  # HTTP API Bearer key (None = open; bind 127.0.0.1 then)
+
+    def validate(self) -> ServiceConfig:
+        self.output_dir = Path(self.output_dir)
+        if self.output_dir.exists() and not self.output_dir.is_dir():
+            raise ValueError(f"output folder {self.output_dir} exists and is not a folder")
+        for name, lo in (("max_chars", 1), ("max_upload_bytes", 1024), ("max_concurrent", 1), ("threads", 1)):
+            if int(getattr(self, name)) < lo:
+                raise ValueError(f"{name} must be at least {lo}, got {getattr(self, name)}")
+        if int(self.queue_size) < 0:
+            raise ValueError(f"queue_size must be >= 0, got {self.queue_size}")
+        if not float(self.timeout_s) > 0:
+            raise ValueError(f"timeout_s must be > 0, got {self.timeout_s}")
+        if self.dict_path is None:
+            self.dict_path = default_dict_path()
+        self.dict_path = Path(self.dict_path)
+        if self.api_key is not None and not str(self.api_key).strip():
+            self.api_key = None
+        return self
+
+
+def safe_child(root: Path, name: str) -> Path:
+    """``root/name`` for a plain file name only; anything that could leave ``root`` is refused."""
+    if not isinstance(name, str) or not _OUTPUT_NAME.match(name) or ".." in name:
+        raise ServiceError(
+            f"invalid file name {name!r}: plain names only (no folders or '..')", 400, "invalid_name"
+        )
+    root = Path(root).resolve()
+    path = (root / name).resolve()
+    if path.parent != root:
+        raise ServiceError(f"{name!r} is outside the output folder", 400, "invalid_name")
+    return path
+
+
+# ---------------------------------------------------------------------- job gate
+
+
+class Ticket:
+    """A place in the gate: waiting until :meth:`wait`, running until :meth:`release`."""
+
+    def __init__(self, gate: JobGate):
+        self.gate = gate
+        self.state = "waiting"  # waiting | running | done
+        self.started = 0.0
+
+    def wait(self, timeout: float) -> None:
+        self.gate._wait(self, timeout)
+
+    def release(self) -> None:
+        self.gate._release(self)
+
+    def __enter__(self) -> Ticket:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+class JobGate:
+    """``max_concurrent`` jobs run, ``queue_size`` wait; beyond that :class:`ServiceBusy` at once.
+
+    Admission (``enter``) never blocks, so an HTTP handler can answer 503 before doing any work;
+    the wait for a slot happens in the worker thread with the request's deadline.
+    """
+
+    def __init__(self, max_concurrent: int, queue_size: int):
+        self.max_concurrent = int(max_concurrent)
+        self.queue_size = int(queue_size)
+        self.running = 0
+        self.waiting = 0
+        self.rejected = 0
+        self.completed = 0
+        self._cond = threading.Condition()
+        self._durations: deque[float] = deque(maxlen=32)
+
+    def enter(self) -> Ticket:
+        with self._cond:
+            if self.waiting >= self.queue_size and self.running >= self.max_concurrent:
+                self.rejected += 1
+                raise ServiceBusy(
+                    f"server busy: {self.running} job(s) running and {self.waiting} waiting "
+                    f"(limit {self.max_concurrent} + queue {self.queue_size}); retry later",
+                    self._retry_after(),
+                )
+            self.waiting += 1
+            return Ticket(self)
+
+    def _retry_after(self) -> int:
+        avg = (sum(self._durations) / len(self._durations)) if self._durations else 5.0
+        ahead = self.waiting + self.running
+        return max(1, int(np.ceil(avg * ahead / max(self.max_concurrent, 1))))
+
+    def _wait(self, t: Ticket, timeout: float) -> None:
+        with self._cond:
+            if t.state != "waiting":
+                return
+            ok = self._cond.wait_for(lambda: self.running < self.max_concurrent, timeout=max(timeout, 0.0))
+            self.waiting -= 1
+            if not ok:
+                t.state = "done"
+                raise ServiceTimeout(f"timed out after waiting {timeout:.0f} s for a free synthesis slot")
+            self.running += 1
+            t.state = "running"
+            t.started = time.perf_counter()
+
+    def _release(self, t: Ticket) -> None:
+        with self._cond:
+            if t.state == "waiting":
+                self.waiting -= 1
+            elif t.state == "running":
+                self.running -= 1
+                self.completed += 1
+                self._durations.append(time.perf_counter() - t.started)
+            t.state = "done"
+            self._cond.notify_all()
+
+    def status(self) -> dict[str, int]:
+        with self._cond:
+            return {
+                "running": self.running,
+                "waiting": self.waiting,
+                "max_concurrent": self.max_concurrent,
+                "queue_size": self.queue_size,
+                "completed": self.completed,
+                "rejected": self.rejected,
+            }
+
+
+# ---------------------------------------------------------------------- requests
+
+
+@dataclass
+class SpeechRequest:
+    """What both the UI and the API ask for; paths are already on disk (uploads saved)."""
+
+    text: str
+    voice: str | None = None  # stock / saved / blend spec; ignored when ``reference`` is set
+    reference: Path | None = None
+    reference_text: str | None = None
+    emotion_reference: Path | None = None
+    emotion_voice: str | None = None  # or a voice name as the emotion source
+    emotion_strength: float = 1.0
+    sample_rate: int = 24000
+    speed: float = 1.0
+    seed: int | None = None
+    use_phoneme: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------- service
+
+
+class TTSService:
+    """Model lifecycle, voices, uploads, outputs, caches and limits for the UI and the API."""
+
+    def __init__(self, config: ServiceConfig | None = None, synthesizer=None):
+        self.config = (config or ServiceConfig()).validate()
+        self.gate = JobGate(self.config.max_concurrent, self.config.queue_size)
+        self._lock = threading.RLock()
+        self._synth = synthesizer
+        self._ref_voices: OrderedDict[str, Any] = OrderedDict()  # sha256+method → Voice
+        self._uploads: OrderedDict[str, Path] = OrderedDict()
+        self._own_upload_dir = self.config.upload_dir is None
+        self.upload_dir = Path(self.config.upload_dir or tempfile.mkdtemp(prefix="fedtts-uploads-"))
+        self.upload_dir.mkdir(parents=True, exist_ok=True)
+        self.started = time.time()
+
+    # ------------------------------------------------------------ folders
+    @property
+    def output_dir(self) -> Path:
+        d = self.config.output_dir
+        d.mkdir(parents=True, exist_ok=True)
+        return d.resolve()
+
+    def output_path(self, stem: str, suffix: str = ".wav") -> Path:
+        """A fresh, unique file in the output folder: ``<UTC time>_<stem>_<random>.<suffix>``."""
+        stem = re.sub(r"[^A-Za-z0-9_.\-]+", "-", stem or "speech").strip("-.")[:40] or "speech"
+        ts = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+        return safe_child(self.output_dir, f"{ts}_{stem}_{secrets.token_hex(3)}{suffix}")
+
+    def output_file(self, name: str) -> Path:
+        """An existing regular file inside the output folder (the only files ever served)."""
+        path = safe_child(self.output_dir, name)
+        if not path.is_file() or path.is_symlink():
+            raise ServiceError(f"no output file named {name!r}", 404, "not_found")
+        return path
+
+    def close(self) -> None:
+        if self._own_upload_dir:
+            shutil.rmtree(self.upload_dir, ignore_errors=True)
+
+    # ------------------------------------------------------------ model
+    @property
+    def synthesizer(self):
+        with self._lock:
+            if self._synth is None:
+                self._synth = self._new_synthesizer()
+            return self._synth
+
+    def _new_synthesizer(self, engine=None):
+        from fedtts.engine.onnx_engine import EngineConfig
+        from fedtts.pipeline import Synthesizer
+
+        fcfg = None
+        if self.config.dict_path is not None and Path(self.config.dict_path).is_file():
+            from fedtts.frontend import FrontendConfig
+
+            fcfg = FrontendConfig(dict_path=Path(self.config.dict_path))
+        ecfg = EngineConfig(threads=self.config.threads).validate()
+        return Synthesizer(engine_config=ecfg, frontend_config=fcfg, engine=engine)
+
+    def model_loaded(self) -> bool:
+        synth = self._synth
+        return synth is not None and getattr(synth, "_engine", None) is not None
+
+    def reload_frontends(self) -> None:
+        """After a dictionary edit: new front ends, same (already loaded) ONNX session."""
+        with self._lock:
+            old = self._synth
+            if old is not None:
+                self._synth = self._new_synthesizer(engine=getattr(old, "_engine", None))
+
+    def warm_up(self) -> None:
+        """Load the model and the front end now, so the first request is not slow."""
+        from fedtts.pipeline import SynthesisOptions
+
+        voice = self.resolve_voice(DEFAULT_VOICE)
+        for _ in self.synthesizer.stream("Hi.", voice, SynthesisOptions()):
+            pass
+
+    def free_memory(self) -> dict[str, float]:
+        """Unload the ONNX session, front ends and cached voices; they reload on next use."""
+        before = memory_mb()
+        with self._lock:
+            if self._synth is not None:
+                self._synth.unload()
+            self._ref_voices.clear()
+        for mod, fn in (("fedtts.voice.resolve", "_engine"), ("fedtts.voice.tuner", "default_tuner")):
+            m = __import__("sys").modules.get(mod)
+            f = getattr(m, fn, None) if m else None
+            if f is not None and hasattr(f, "cache_clear"):
+                f.cache_clear()
+        gc.collect()
+        _malloc_trim()
+        return {"before_mb": before, "after_mb": memory_mb()}
+
+    # ------------------------------------------------------------ voices
+    def voice_names(self) -> dict[str, list[str]]:
+        from fedtts.voice import stock_voice_names
+
+        return {"stock": list(stock_voice_names()), "saved": self.store().names() if self.store() else []}
+
+    def store(self):
+        """The saved-profile store, or None while fedtts.voice.store has not landed."""
+        if importlib.util.find_spec("fedtts.voice.store") is None:
+            return None
+        from fedtts.voice.store import ProfileStore
+
+        return ProfileStore(self.config.voices_root)
+
+    def _require_store(self):
+        store = self.store()
+        if store is None:
+            raise NotAvailable(
+                "saved voice profiles are not available yet (fedtts.voice.store has not landed)"
+            )
+        return store
+
+    def check_voice_spec(self, spec: str) -> str:
+        """A voice spec (name or blend ``a:0.7,b:0.3``) with no path syntax; aliases mapped."""
+        spec = str(spec or "").strip()
+        spec = OPENAI_VOICE_ALIASES.get(spec.lower(), spec)
+        if not spec or not _VOICE_SPEC.match(spec) or ".." in spec:
+            raise ServiceError(
+                f"invalid voice {spec[:80]!r}: a voice is a name of letters, digits, '_', '.', '-' "
+                "or a blend like 'jf_alpha:0.7,jm_kumo:0.3' (no '/', '\\' or '..')",
+                400,
+                "invalid_voice",
+                "voice",
+            )
+        return spec
+
+    def resolve_voice(self, spec: str | None):
+        from fedtts.voice import VoiceError, resolve_voice_name
+
+        spec = self.check_voice_spec(spec or DEFAULT_VOICE)
+        try:
+            if self.config.voices_root is not None:
+                return self._resolve_with_root(spec)
+            return resolve_voice_name(spec)
+        except VoiceError as e:
+            raise ServiceError(str(e), 400, "unknown_voice", "voice") from e
+
+    def _resolve_with_root(self, spec: str):
+        """Like resolve_voice_name, but saved profiles come from ``config.voices_root``."""
+        from fedtts.voice import VoiceError, parse_voice_spec, stock_voice, stock_voice_names
+
+        store = self.store()
+
+        def lookup(name: str):
+            if name in stock_voice_names():
+                return stock_voice(name)
+            if store is not None and store.exists(name):
+                return store.get(name)
+            known = list(stock_voice_names()) + (store.names() if store else [])
+            raise VoiceError(f"unknown voice '{name}'; known voices: {', '.join(known)}")
+
+        return parse_voice_spec(spec, resolve=lookup)
+
+    def load_reference(self, path: Path, text: str | None = None):
+        try:
+            from fedtts.voice import ReferenceError, load_reference
+        except ImportError as e:
+            raise NotAvailable(f"voice cloning from a reference is not available yet: {e}") from e
+        try:
+            return load_reference(path, text=text)
+        except ReferenceError as e:
+            raise ServiceError(str(e), 400, "bad_reference", "reference_audio") from e
+
+    def clone_voice(self, path: Path, text: str | None = None):
+        """Reference clip → Voice, cached by the clip's sha256 (cloning the same clip twice is free)."""
+        from fedtts.voice import VoiceError, resolve_reference
+
+        ref = self.load_reference(path, text)
+        key = ref.sha256
+        with self._lock:
+            if key in self._ref_voices:
+                self._ref_voices.move_to_end(key)
+                return self._ref_voices[key], ref
+        try:
+            voice = resolve_reference(ref)
+        except VoiceError as e:
+            raise ServiceError(str(e), 400, "bad_reference", "reference_audio") from e
+        with self._lock:
+            self._ref_voices[key] = voice
+            while len(self._ref_voices) > 32:
+                self._ref_voices.popitem(last=False)
+        return voice, ref
+
+    def voice_for(self, req: SpeechRequest):
+        """The Voice a request asks for: reference clone or spec, then the emotion transfer."""
+        warnings: list[str] = []
+        if req.reference is not None:
+            voice, ref = self.clone_voice(req.reference, req.reference_text)
+            warnings += list(ref.warnings)
+        else:
+            voice = self.resolve_voice(req.voice)
+        emo = None
+        if req.emotion_reference is not None:
+            emo, eref = self.clone_voice(req.emotion_reference)
+            warnings += [f"emotion reference: {w}" for w in eref.warnings]
+        elif req.emotion_voice:
+            emo = self.resolve_voice(req.emotion_voice)
+        if emo is not None:
+            try:
+                from fedtts.voice.style import apply_emotion
+            except ImportError as e:
+                raise NotAvailable(f"emotion transfer is not available yet: {e}") from e
+            from fedtts.voice import VoiceError
+
+            try:
+                voice = apply_emotion(voice, emo, float(req.emotion_strength))
+            except VoiceError as e:
+                raise ServiceError(str(e), 400, "invalid_emotion", "emotion_strength") from e
+        return voice, warnings
+
+    def enroll(
+        self, name: str, clip: Path, consent: bool, ref_text: str | None = None, keep_clip: bool = False
+    ):
+        """Clone ``clip`` and save it as profile ``name`` (consent required, as in the CLI)."""
+        from fedtts.voice import VoiceError
+
+        if consent is not True:
+            raise ServiceError(
+                "cloning a voice needs the speaker's consent: confirm that the person speaking in the "
+                "clip agreed to have their voice cloned",
+                400,
+                "consent_required",
+                "consent",
+            )
+        store = self._require_store()
+        self.check_profile_name(name)
+        if store.exists(name):
+            raise ServiceError(f"voice '{name}' already exists; delete it first", 409, "exists", "name")
+        voice, ref = self.clone_voice(clip, ref_text)
+        try:
+            return store.add(name, voice, consent=True, reference=ref, keep_clip=keep_clip)
+        except VoiceError as e:
+            raise ServiceError(str(e), 400, "invalid_voice", "name") from e
+
+    def check_profile_name(self, name: str) -> str:
+        from fedtts.voice import VoiceError
+
+        try:
+            from fedtts.voice.store import validate_name
+        except ImportError as e:
+            raise NotAvailable(f"saved voice profiles are not available yet: {e}") from e
+        try:
+            return validate_name(name)
+        except VoiceError as e:
+            raise ServiceError(str(e), 400, "invalid_name", "name") from e
+
+    def list_profiles(self) -> list[dict[str, Any]]:
+        store = self.store()
+        if store is None:
+            return []
+        out = []
+        for info in store.list():
+            m = info.meta
+            out.append(
+                {
+                    "name": info.name,
+                    "method": m.get("method"),
+                    "base": m.get("base"),
+                    "created": m.get("created"),
+                    "speech_s": m.get("speech_s"),
+                    "tuner_version": m.get("tuner_version"),
+                    "clip_kept": bool(m.get("clip_file")),
+                    "consent": bool(m.get("consent")),
+                }
+            )
+        return out
+
+    def delete_voice(self, name: str) -> None:
+        from fedtts.voice import VoiceError, stock_voice_names
+
+        store = self._require_store()
+        if name in stock_voice_names():
+            raise ServiceError(f"'{name}' is a stock voice and cannot be deleted", 400, "stock_voice", "name")
+        self.check_profile_name(name)
+        if not store.exists(name):
+            raise ServiceError(f"no saved voice '{name}'", 404, "not_found", "name")
+        try:
+            store.remove(name)
+        except VoiceError as e:
+            raise ServiceError(str(e), 404, "not_found", "name") from e
+
+    def export_voice(self, name: str) -> Path:
+        store = self._require_store()
+        self.check_profile_name(name)
+        if not store.exists(name):
+            raise ServiceError(f"no saved voice '{name}'", 404, "not_found", "name")
+        out = self.output_path(f"voice-{name}", ".fedvoice")
+        return Path(store.export(name, out))
+
+    # ------------------------------------------------------------ uploads
+    def save_upload(self, data: bytes | None = None, src: Path | None = None, suffix: str = "") -> str:
+        """Store an upload (bytes or a spooled file) under a random id; keeps the newest 64."""
+        if data is not None and len(data) > self.config.max_upload_bytes:
+            raise self.too_large(len(data))
+        uid = "upl_" + secrets.token_hex(16)
+        suffix = suffix.lower() if re.fullmatch(r"\.[A-Za-z0-9]{1,5}", suffix or "") else ""
+        path = self.upload_dir / f"{uid}{suffix}"
+        if data is not None:
+            path.write_bytes(data)
+        elif src is not None:
+            shutil.copyfile(src, path)
+        else:
+            raise ServiceError("empty upload", 400, "empty_upload")
+        if path.stat().st_size == 0:
+            path.unlink(missing_ok=True)
+            raise ServiceError("the uploaded file is empty", 400, "empty_upload")
+        with self._lock:
+            self._uploads[uid] = path
+            while len(self._uploads) > 64:
+                _, old = self._uploads.popitem(last=False)
+                old.unlink(missing_ok=True)
+        return uid
+
+    def upload_path(self, uid: str) -> Path:
+        with self._lock:
+            path = self._uploads.get(uid)
+        if path is None or not path.is_file():
+            raise ServiceError(f"unknown or expired upload id {uid!r}", 404, "unknown_upload")
+        return path
+
+    def audio_arg(self, value: str | None, param: str) -> Path | None:
+        """An API audio argument: an upload id (``upl_…``) or base64 audio (data: URLs too)."""
+        if value is None or value == "":
+            return None
+        if not isinstance(value, str):
+            raise ServiceError(
+                f"{param} must be a string (upload id or base64 audio)", 400, "invalid_audio", param
+            )
+        if _UPLOAD_ID.match(value):
+            return self.upload_path(value)
+        payload = value.split(",", 1)[1] if value.startswith("data:") and "," in value else value
+        try:
+            data = base64.b64decode(payload, validate=True)
+        except (binascii.Error, ValueError) as e:
+            raise ServiceError(
+                f"{param}: not an upload id (upl_…) nor valid base64 audio ({e})", 400, "invalid_audio", param
+            ) from e
+        if not data:
+            raise ServiceError(f"{param}: empty audio", 400, "invalid_audio", param)
+        return self.upload_path(self.save_upload(data))
+
+    def too_large(self, n: int | None = None) -> ServiceError:
+        lim = self.config.max_upload_bytes / MB
+        got = f" ({n / MB:.1f} MB)" if n else ""
+        return ServiceError(f"upload too large{got}: the limit is {lim:g} MB", 413, "too_large")
+
+    # ------------------------------------------------------------ synthesis
+    def options(self, req: SpeechRequest):
+        from fedtts.pipeline import SynthesisOptions
+
+        try:
+            return SynthesisOptions(
+                sample_rate=int(req.sample_rate),
+                speed=float(req.speed),
+                seed=None if req.seed is None else int(req.seed),
+                use_phoneme=bool(req.use_phoneme),
+            ).validate()
+        except (TypeError, ValueError) as e:
+            raise ServiceError(str(e), 400, "invalid_option") from e
+
+    def check_text(self, text: str) -> str:
+        if text is None or not str(text).strip():
+            raise ServiceError("input text is empty", 400, "empty_input", "input")
+        if len(text) > self.config.max_chars:
+            raise ServiceError(
+                f"input is {len(text)} characters, over this server's limit of {self.config.max_chars}",
+                400,
+                "input_too_long",
+                "input",
+            )
+        return str(text)
+
+    def stream(
+        self, req: SpeechRequest, ticket: Ticket | None = None, deadline: float | None = None
+    ) -> Iterator:
+        """AudioChunks for ``req``, holding a gate slot while it runs; checks the deadline per chunk.
+
+        Pass a ``ticket`` from ``gate.enter()`` when admission was decided earlier (HTTP 503 before
+        any work); otherwise admission happens here and may raise :class:`ServiceBusy`.
+        """
+        text = self.check_text(req.text)
+        opts = self.options(req)
+        deadline = deadline or (time.monotonic() + self.config.timeout_s)
+        ticket = ticket or self.gate.enter()
+        try:
+            ticket.wait(deadline - time.monotonic())
+            voice, _ = self.voice_for(req)
+            for chunk in self._guarded(self.synthesizer.stream(text, voice, opts)):
+                yield chunk
+                if time.monotonic() > deadline:
+                    raise ServiceTimeout(f"request timed out after {self.config.timeout_s:.0f} s")
+        finally:
+            ticket.release()
+
+    @staticmethod
+    def _guarded(chunks: Iterator) -> Iterator:
+        """Front-end/pipeline input errors → ServiceError 400 (they are the caller's text)."""
+        try:
+            yield from chunks
+        except ServiceError:
+            raise
+        except ValueError as e:
+            raise ServiceError(str(e), 400, "invalid_input", "input") from e
+
+    def synthesize(self, req: SpeechRequest, ticket: Ticket | None = None, deadline: float | None = None):
+        """(audio, sample_rate, chunks-without-audio) for the whole request."""
+        audios, meta = [], []
+        for ch in self.stream(req, ticket, deadline):
+            audios.append(ch.audio)
+            meta.append(dataclasses.replace(ch, audio=np.zeros(0, np.float32)))
+        return np.concatenate(audios).astype(np.float32), int(req.sample_rate), meta
+
+    def save_output(self, audio: np.ndarray, sr: int, stem: str, fmt: str = "wav") -> Path:
+        from fedtts.pipeline.audio_io import write_audio
+
+        path = self.output_path(stem, f".{fmt}")
+        write_audio(path, audio, sr)
+        return path
+
+    # ------------------------------------------------------------ text front end
+    def analyze(self, text: str, use_dict: bool, dictionary=None) -> list[Any]:
+        """Segments of ``text``; ``dictionary`` (a PronunciationDict) previews unsaved entries."""
+        from fedtts.frontend import Frontend, FrontendConfig
+
+        self.check_text(text)
+        if dictionary is not None:
+            with tempfile.TemporaryDirectory(prefix="fedtts-dict-") as tmp:
+                p = Path(tmp) / "dict.jsonl"
+                dictionary.save(p)
+                return Frontend(FrontendConfig(dict_path=p, use_dict=True)).analyze(text)
+        dp = (
+            self.config.dict_path if self.config.dict_path and Path(self.config.dict_path).is_file() else None
+        )
+        try:
+            return Frontend(FrontendConfig(dict_path=dp, use_dict=bool(use_dict))).analyze(text)
+        except ValueError as e:
+            raise ServiceError(str(e), 400, "invalid_input", "input") from e
+
+    def load_dictionary(self):
+        from fedtts.frontend import PronunciationDict
+
+        p = Path(self.config.dict_path)
+        return PronunciationDict.load(p) if p.is_file() else PronunciationDict()
+
+    def save_dictionary(self, d) -> None:
+        """Atomic write of the dictionary, then fresh front ends so synthesis uses it."""
+        p = Path(self.config.dict_path)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", dir=p.parent)
+        os.close(fd)
+        try:
+            d.save(tmp)
+            os.replace(tmp, p)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+        self.reload_frontends()
+
+    # ------------------------------------------------------------ system
+    def cache_info(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        try:
+            from fedtts.frontend.cache import cache_info
+
+            out["frontend"] = cache_info()
+        except ImportError:
+            out["frontend"] = None
+        files = [p for p in self.output_dir.rglob("*") if p.is_file()]
+        out["outputs"] = {
+            "files": len(files),
+            "bytes": sum(p.stat().st_size for p in files),
+            "path": str(self.output_dir),
+        }
+        ups = [p for p in self.upload_dir.glob("*") if p.is_file()]
+        out["uploads"] = {"files": len(ups), "bytes": sum(p.stat().st_size for p in ups)}
+        out["cloned_voices_in_memory"] = len(self._ref_voices)
+        return out
+
+    def clear_caches(self) -> dict[str, int]:
+        """Front-end disk cache, cloned-voice memo and uploads (outputs are the user's: kept)."""
+        removed = {"frontend": 0, "cloned_voices": 0, "uploads": 0}
+        try:
+            from fedtts.frontend.cache import cache_clear
+
+            removed["frontend"] = int(cache_clear())
+        except ImportError:
+            pass
+        with self._lock:
+            removed["cloned_voices"] = len(self._ref_voices)
+            self._ref_voices.clear()
+            removed["uploads"] = len(self._uploads)
+            for p in self._uploads.values():
+                p.unlink(missing_ok=True)
+            self._uploads.clear()
+        return removed
+
+    def versions(self) -> dict[str, Any]:
+        import fedtts
+
+        out: dict[str, Any] = {"fedtts": getattr(fedtts, "__version__", _dist_version("fedtts"))}
+        try:
+            from fedtts.engine.assets import MODEL_FILENAME, MODEL_SHA256
+
+            out["model"] = f"Kokoro-82M int8 ONNX ({MODEL_FILENAME}, sha256 {MODEL_SHA256[:12]})"
+        except ImportError:
+            out["model"] = "not available"
+        try:
+            from fedtts.frontend import FRONTEND_VERSION
+
+            out["frontend"] = FRONTEND_VERSION
+        except ImportError:
+            out["frontend"] = "not available yet"
+        out["tuner"] = self.tuner_version()
+        try:
+            from fedtts.voice import resolvers
+
+            out["clone_methods"] = ", ".join(resolvers())
+        except ImportError:
+            out["clone_methods"] = "not available yet"
+        for lib in ("onnxruntime", "gradio", "fastapi"):
+            out[lib] = _dist_version(lib)
+        return out
+
+    @staticmethod
+    def tuner_version() -> str:
+        if importlib.util.find_spec("fedtts.voice.tuner") is None:
+            return "not available yet"
+        from fedtts.voice import tuner
+
+        if not tuner.tuner_available():
+            return f"not available yet (no {tuner.WEIGHTS_FILE}; cloning uses the nearest stock pack)"
+        try:
+            return str(tuner.default_tuner().version)
+        except Exception as e:  # corrupt weights must not break the System tab
+            return f"error loading tuner weights: {e}"
+
+    def federation_status(self) -> dict[str, Any]:
+        """Global model versions, ε spent and the metric history, from the federated registry."""
+        if importlib.util.find_spec("fedtts.federated.versions") is None:
+            return {"available": False, "message": "federated learning is not available yet"}
+        from fedtts.engine.assets import data_dir
+        from fedtts.federated.versions import VersionError, VersionRegistry
+
+        root = Path(os.environ.get("FEDTTS_FL_REGISTRY") or data_dir() / "federated" / "models")
+        if not (root / "index.json").is_file():
+            return {"available": False, "message": f"no federated rounds yet (registry {root} is empty)"}
+        try:
+            reg = VersionRegistry(root)
+            versions = reg.list()
+            current = reg.current()
+        except VersionError as e:
+            return {"available": False, "message": str(e)}
+        cur = next((v for v in versions if v.version == current), None)
+        return {
+            "available": True,
+            "registry": str(root),
+            "current": current,
+            "epsilon": cur.epsilon if cur else None,
+            "delta": cur.delta if cur else None,
+            "history": [
+                {"version": v.version, "epsilon": v.epsilon, "created": v.created, **_numeric(v.metrics)}
+                for v in versions
+            ],
+        }
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "model_loaded": self.model_loaded(),
+            "memory_mb": memory_mb(),
+            "queue": self.gate.status(),
+            "uptime_s": round(time.time() - self.started, 1),
+        }
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def memory_mb() -> float:
+    """Resident memory of this process in MB (/proc; peak RSS where /proc is missing)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    import resource
+
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def _malloc_trim() -> None:
+    """Give freed heap back to the OS (glibc), so "free memory" shows in the RSS figure."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+def _dist_version(name: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+def _numeric(d: dict) -> dict[str, float]:
+    return {
+        k: float(v) for k, v in (d or {}).items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
