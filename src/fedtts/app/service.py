@@ -117,7 +117,6 @@ class ServiceConfig:
     timeout_s: float = 300.0  # per request, queue wait included
     threads: int = 2  # onnxruntime threads per job
     dict_path: Path | None = None  # pronunciation dictionary edited by the UI
-    voices_root: Path | None = None  # saved profiles (default data_dir()/voices)
     upload_dir: Path | None = None  # API uploads (default: a private temp folder)
     api_key: str | None = None  # HTTP API Bearer key (None = open; bind 127.0.0.1 then)
 
@@ -377,7 +376,7 @@ class TTSService:
             return None
         from fedtts.voice.store import ProfileStore
 
-        return ProfileStore(self.config.voices_root)
+        return ProfileStore()  # data_dir()/voices ($FEDTTS_DATA_DIR), as the CLI uses
 
     def _require_store(self):
         store = self.store()
@@ -406,27 +405,9 @@ class TTSService:
 
         spec = self.check_voice_spec(spec or DEFAULT_VOICE)
         try:
-            if self.config.voices_root is not None:
-                return self._resolve_with_root(spec)
             return resolve_voice_name(spec)
         except VoiceError as e:
             raise ServiceError(str(e), 400, "unknown_voice", "voice") from e
-
-    def _resolve_with_root(self, spec: str):
-        """Like resolve_voice_name, but saved profiles come from ``config.voices_root``."""
-        from fedtts.voice import VoiceError, parse_voice_spec, stock_voice, stock_voice_names
-
-        store = self.store()
-
-        def lookup(name: str):
-            if name in stock_voice_names():
-                return stock_voice(name)
-            if store is not None and store.exists(name):
-                return store.get(name)
-            known = list(stock_voice_names()) + (store.names() if store else [])
-            raise VoiceError(f"unknown voice '{name}'; known voices: {', '.join(known)}")
-
-        return parse_voice_spec(spec, resolve=lookup)
 
     def load_reference(self, path: Path, text: str | None = None):
         try:
@@ -661,7 +642,8 @@ class TTSService:
         ticket = ticket or self.gate.enter()
         try:
             ticket.wait(deadline - time.monotonic())
-            voice, _ = self.voice_for(req)
+            voice, warnings = self.voice_for(req)
+            req.extra.update(voice=voice.name, method=voice.meta.get("method"), warnings=warnings)
             for chunk in self._guarded(self.synthesizer.stream(text, voice, opts)):
                 yield chunk
                 if time.monotonic() > deadline:
@@ -693,6 +675,53 @@ class TTSService:
         path = self.output_path(stem, f".{fmt}")
         write_audio(path, audio, sr)
         return path
+
+    # ------------------------------------------------------------ batch
+    def prepare_batch(self, files: list[Path]) -> tuple[Path, Path]:
+        """Uploaded JSONL + clips (or one ZIP) → (tasks file, job folder) inside the output folder.
+
+        ZIP members are extracted only if they are plain relative paths (no '..', no absolute
+        paths, no links), within a size budget. Clip paths in the JSONL that do not exist but whose
+        file name was uploaded are pointed at the upload, so "prompts/a.wav" works after a flat upload.
+        """
+        if not files:
+            raise ServiceError("upload a task JSONL (plus its clips) or a ZIP", 400, "missing_file")
+        job = self.output_path("batch", "")
+        inp = job / "input"
+        inp.mkdir(parents=True)
+        budget = 20 * self.config.max_upload_bytes
+        for f in map(Path, files):
+            if f.suffix.lower() == ".zip":
+                _safe_extract(f, inp, budget)
+            else:
+                shutil.copyfile(f, inp / _plain_name(f.name))
+        tasks = sorted(p for p in inp.rglob("*.jsonl") if not p.name.startswith(("._", "text_compare")))
+        if len(tasks) != 1:
+            found = ", ".join(p.name for p in tasks) or "none"
+            raise ServiceError(
+                f"need exactly one .jsonl task file in the upload, found {found}", 400, "bad_batch"
+            )
+        return _relink_prompts(tasks[0], inp), job
+
+    def run_batch(self, tasks: Path, job: Path, voice: str | None, req: SpeechRequest):
+        """Run :func:`fedtts.app.batch.run_batch` in one gate slot; returns (report, out folder)."""
+        from fedtts.app.batch import BatchConfig, run_batch
+
+        voice = self.check_voice_spec(voice or DEFAULT_VOICE)
+        cfg = BatchConfig(
+            tasks=tasks,
+            out_dir=job / "results",
+            options=self.options(req),
+            voice=voice,
+            zip=True,
+            progress=False,
+        )
+        ticket = self.gate.enter()
+        try:
+            ticket.wait(self.config.timeout_s)
+            return run_batch(cfg, synthesizer=self.synthesizer), cfg.out_dir
+        finally:
+            ticket.release()
 
     # ------------------------------------------------------------ text front end
     def analyze(self, text: str, use_dict: bool, dictionary=None) -> list[Any]:
@@ -862,6 +891,78 @@ def memory_mb() -> float:
     import resource
 
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def _plain_name(name: str) -> str:
+    base = Path(str(name).replace("\\", "/")).name
+    if not base or base.startswith(".") or not _OUTPUT_NAME.match(base):
+        raise ServiceError(f"unusable file name {name!r}", 400, "invalid_name")
+    return base
+
+
+def _safe_extract(zip_path: Path, dest: Path, budget: int) -> None:
+    """Extract a ZIP refusing absolute paths, '..', links, and more than ``budget`` bytes."""
+    import stat
+    import zipfile
+
+    try:
+        z = zipfile.ZipFile(zip_path)
+    except zipfile.BadZipFile as e:
+        raise ServiceError(f"{Path(zip_path).name}: not a ZIP file ({e})", 400, "bad_zip") from e
+    with z:
+        infos = [i for i in z.infolist() if not i.is_dir() and not i.filename.startswith("__MACOSX/")]
+        if len(infos) > 5000:
+            raise ServiceError(f"{zip_path.name}: too many files ({len(infos)})", 400, "bad_zip")
+        if sum(i.file_size for i in infos) > budget:
+            raise ServiceError(
+                f"{zip_path.name}: unpacks to more than {budget / MB:.0f} MB", 413, "too_large"
+            )
+        root = dest.resolve()
+        for info in infos:
+            name = info.filename.replace("\\", "/")
+            parts = name.split("/")
+            mode = info.external_attr >> 16
+            if name.startswith("/") or ".." in parts or ":" in parts[0] or stat.S_ISLNK(mode):
+                raise ServiceError(f"{zip_path.name}: unsafe entry {info.filename!r}", 400, "bad_zip")
+            target = (root / name).resolve()
+            if not target.is_relative_to(root):
+                raise ServiceError(f"{zip_path.name}: unsafe entry {info.filename!r}", 400, "bad_zip")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with z.open(info) as src, open(target, "wb") as out:
+                shutil.copyfileobj(src, out)
+
+
+def _relink_prompts(tasks: Path, inp: Path) -> Path:
+    """Point missing clip paths at an uploaded file of the same name; other lines stay untouched."""
+    import json
+
+    root = inp.resolve()
+    by_name = {p.name: p.resolve() for p in inp.rglob("*") if p.is_file()}
+    out_lines, changed = [], False
+    for raw in tasks.read_text(encoding="utf-8-sig").splitlines():
+        try:
+            obj = json.loads(raw)
+        except ValueError:
+            out_lines.append(raw)  # run_batch reports it with its line number
+            continue
+        if isinstance(obj, dict):
+            for key in ("prompt_speech", "prompt_audio"):
+                v = obj.get(key)
+                if not isinstance(v, str) or not v:
+                    continue
+                where = (tasks.parent / v).resolve()
+                inside = where.is_relative_to(root) and where.is_file()
+                if not inside:  # missing, or outside the upload (never read server files)
+                    base = Path(v.replace("\\", "/")).name
+                    hit = by_name.get(base)
+                    obj[key] = (
+                        os.path.relpath(hit, tasks.parent) if hit is not None else f"missing-upload/{base}"
+                    )
+                    changed = True
+        out_lines.append(json.dumps(obj, ensure_ascii=False) if isinstance(obj, dict) else raw)
+    if changed:
+        tasks.write_text("\n".join(out_lines) + "\n", encoding="utf-8")
+    return tasks
 
 
 def _malloc_trim() -> None:
