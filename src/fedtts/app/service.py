@@ -819,7 +819,10 @@ class TTSService:
         try:
             from fedtts.voice import resolvers
 
-            out["clone_methods"] = ", ".join(resolvers())
+            ok = "not available yet" not in out["tuner"]
+            out["clone_methods"] = ", ".join(
+                m if m != "tuner" or ok else "tuner (no weights yet)" for m in resolvers()
+            )
         except ImportError:
             out["clone_methods"] = "not available yet"
         for lib in ("onnxruntime", "gradio", "fastapi"):

@@ -104,7 +104,7 @@ def _synthesis_tab(svc: TTSService, voice_dds: list) -> None:
                     elem_id="ref-audio",
                 )
                 ref_text = gr.Textbox(label="Reference transcript (optional)", lines=1)
-            with gr.Accordion("Options", open=False):
+            with gr.Accordion("Options", open=True):
                 with gr.Row():
                     sample_rate = gr.Radio([24000, 32000], value=24000, label="Sample rate (Hz)")
                     speed = gr.Slider(0.5, 2.0, value=1.0, step=0.05, label="Speed")
@@ -231,11 +231,15 @@ def _dictionary_tab(svc: TTSService):
             status = gr.Markdown("")
     gr.Markdown("### How will this be read?")
     with gr.Row():
-        sample = gr.Textbox(label="Sentence", value="我在重庆的银行行长办公室。", scale=3)
+        sample = gr.Textbox(label="Sentence", value="我在重庆的银行行长办公室。", scale=3, elem_id="dict-sample")
         check = gr.Button("Preview", scale=1, elem_id="dict-preview")
     with gr.Row():
-        with_dict = gr.Textbox(label="With the dictionary (and the entry above)", lines=5, interactive=False)
-        without = gr.Textbox(label="Without the dictionary", lines=5, interactive=False)
+        with_dict = gr.Textbox(
+            label="With the dictionary (and the entry above)", lines=5, interactive=False, elem_id="dict-with"
+        )
+        without = gr.Textbox(
+            label="Without the dictionary", lines=5, interactive=False, elem_id="dict-without"
+        )
 
     def rows() -> list[list[str]]:
         try:
