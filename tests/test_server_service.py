@@ -1,0 +1,182 @@
+"""The shared service layer without the model: job gate, file-name safety, ZIP/JSONL handling."""
+
+from __future__ import annotations
+
+import base64
+import json
+import stat
+import threading
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from fedtts.app.service import (
+    JobGate,
+    ServiceBusy,
+    ServiceConfig,
+    ServiceError,
+    ServiceTimeout,
+    TTSService,
+    _relink_prompts,
+    _safe_extract,
+    safe_child,
+)
+
+
+@pytest.fixture
+def svc(tmp_path):
+    s = TTSService(
+        ServiceConfig(output_dir=tmp_path / "out", max_upload_bytes=4096, upload_dir=tmp_path / "up")
+    )
+    yield s
+    s.close()
+
+
+def test_gate_admits_limit_plus_queue_then_refuses():
+    gate = JobGate(max_concurrent=1, queue_size=1)
+    running = gate.enter()
+    running.wait(1)
+    queued = gate.enter()  # waits its turn
+    with pytest.raises(ServiceBusy) as e:
+        gate.enter()
+    assert e.value.status == 503 and e.value.retry_after >= 1
+    assert gate.status()["rejected"] == 1
+    # the queued job times out while the slot is held, and frees its queue place
+    with pytest.raises(ServiceTimeout):
+        queued.wait(0.05)
+    queued.release()
+    again = gate.enter()
+    got = []
+    t = threading.Thread(target=lambda: (again.wait(5), got.append(time.monotonic())))
+    t.start()
+    time.sleep(0.1)
+    assert not got  # still waiting for the running job
+    released = time.monotonic()
+    running.release()
+    t.join(5)
+    assert got and got[0] >= released
+    again.release()
+    st = gate.status()
+    assert st["running"] == 0 and st["waiting"] == 0 and st["completed"] == 2
+
+
+def test_release_is_idempotent():
+    gate = JobGate(1, 0)
+    t = gate.enter()
+    t.wait(1)
+    t.release()
+    t.release()
+    assert gate.status()["running"] == 0
+    gate.enter().release()  # never started: frees its waiting place
+    assert gate.status()["waiting"] == 0
+
+
+@pytest.mark.parametrize(
+    "name", ["../x.wav", "..", "/etc/passwd", "a/b.wav", ".hidden", "a\\b", "", "x\x00.wav"]
+)
+def test_safe_child_refuses_anything_but_plain_names(tmp_path, name):
+    with pytest.raises(ServiceError) as e:
+        safe_child(tmp_path, name)
+    assert e.value.status == 400
+
+
+def test_output_file_only_from_the_output_folder(svc, tmp_path):
+    (tmp_path / "secret.wav").write_bytes(b"x")
+    link = svc.output_dir / "link.wav"
+    link.symlink_to(tmp_path / "secret.wav")
+    with pytest.raises(ServiceError) as e:
+        svc.output_file("link.wav")
+    assert e.value.status in (400, 404)
+    p = svc.output_path("speech")
+    p.write_bytes(b"RIFF")
+    assert svc.output_file(p.name) == p
+
+
+@pytest.mark.parametrize("spec", ["jf_alpha", "alloy", "jf_alpha:0.7,jm_kumo:0.3", "my.voice-1", "张三"])
+def test_voice_specs_accepted(svc, spec):
+    assert svc.check_voice_spec(spec)
+
+
+@pytest.mark.parametrize("spec", ["../../etc/passwd", "a/b", "a\\b", "..", "x:y", "", "a,,b"])
+def test_voice_specs_refused(svc, spec):
+    with pytest.raises(ServiceError) as e:
+        svc.check_voice_spec(spec)
+    assert e.value.code == "invalid_voice"
+
+
+def test_audio_argument_base64_upload_and_limits(svc):
+    data = b"RIFF" + b"\0" * 100
+    p = svc.audio_arg(base64.b64encode(data).decode(), "reference_audio")
+    assert p.read_bytes() == data and p.parent == svc.upload_dir
+    p2 = svc.audio_arg("data:audio/wav;base64," + base64.b64encode(data).decode(), "x")
+    assert p2.read_bytes() == data
+    uid = svc.save_upload(data, suffix=".wav")
+    assert svc.audio_arg(uid, "x").read_bytes() == data
+    with pytest.raises(ServiceError, match="base64"):
+        svc.audio_arg("%%%not base64", "reference_audio")
+    with pytest.raises(ServiceError) as e:
+        svc.audio_arg(base64.b64encode(b"x" * 5000).decode(), "reference_audio")
+    assert e.value.status == 413
+    with pytest.raises(ServiceError) as e:
+        svc.upload_path("upl_" + "f" * 32)
+    assert e.value.status == 404
+
+
+def _zip(path: Path, entries: dict[str, bytes], link: str | None = None) -> Path:
+    with zipfile.ZipFile(path, "w") as z:
+        for name, data in entries.items():
+            z.writestr(name, data)
+        if link:
+            info = zipfile.ZipInfo(link)
+            info.external_attr = (stat.S_IFLNK | 0o777) << 16
+            z.writestr(info, "/etc/passwd")
+    return path
+
+
+@pytest.mark.parametrize("bad", ["../evil.txt", "/abs.txt", "a/../../evil.txt"])
+def test_zip_with_unsafe_paths_is_refused(tmp_path, bad):
+    z = _zip(tmp_path / "b.zip", {"tasks.jsonl": b"{}", bad: b"x"})
+    with pytest.raises(ServiceError, match="unsafe"):
+        _safe_extract(z, tmp_path / "dest", 1 << 20)
+    assert not (tmp_path / "evil.txt").exists()
+
+
+def test_zip_symlink_and_bomb_refused(tmp_path):
+    with pytest.raises(ServiceError, match="unsafe"):
+        _safe_extract(_zip(tmp_path / "l.zip", {"a.txt": b"x"}, link="link"), tmp_path / "d1", 1 << 20)
+    with pytest.raises(ServiceError) as e:
+        _safe_extract(_zip(tmp_path / "big.zip", {"a.bin": b"\0" * 50_000}), tmp_path / "d2", 10_000)
+    assert e.value.status == 413
+
+
+def test_prepare_batch_relinks_clips_and_never_reads_outside(svc, tmp_path):
+    lines = [
+        {"uttid": "a", "prompt_speech": "prompts/clip.flac", "syn_text": "hi"},
+        {"uttid": "b", "prompt_speech": "/etc/passwd", "syn_text": "hi"},
+        {"input_text": "hi", "prompt_audio": "../../clip.flac", "output_name": "c"},
+    ]
+    tasks = tmp_path / "t.jsonl"
+    tasks.write_text("\n".join(json.dumps(x) for x in lines) + "\n{broken\n")
+    clip = tmp_path / "clip.flac"
+    clip.write_bytes(b"fLaC")
+    found, job = svc.prepare_batch([tasks, clip])
+    assert job.parent == svc.output_dir
+    rows = found.read_text().splitlines()
+    assert json.loads(rows[0])["prompt_speech"] == "clip.flac"
+    assert json.loads(rows[1])["prompt_speech"] == "missing-upload/passwd"
+    assert json.loads(rows[2])["prompt_audio"] == "clip.flac"  # pointed at the upload, not outside
+    assert rows[3] == "{broken"  # left for run_batch to report with its line number
+    with pytest.raises(ServiceError, match="exactly one"):
+        svc.prepare_batch([clip])
+
+
+def test_relink_keeps_existing_relative_paths(tmp_path):
+    (tmp_path / "p").mkdir()
+    (tmp_path / "p" / "x.wav").write_bytes(b"RIFF")
+    t = tmp_path / "t.jsonl"
+    t.write_text(json.dumps({"uttid": "a", "prompt_speech": "p/x.wav", "syn_text": "hi"}) + "\n")
+    before = t.read_text()
+    _relink_prompts(t, tmp_path)
+    assert t.read_text() == before
