@@ -133,7 +133,8 @@ def test_openai_client_gets_speech(server):
 def test_bad_requests_get_clear_4xx(client, server):
     h = {"content-type": "application/json"}
     _error(client.post("/v1/audio/speech", content=b'{"input": "hi",', headers=h), 400, "malformed_json")
-    _error(client.post("/v1/audio/speech", content=b"[1, 2]", headers=h), 422)
+    _error(client.post("/v1/audio/speech", content=b"[1, 2]", headers=h), 400, "malformed_json")
+    _error(client.post("/v1/audio/speech", content=b"{nope"), 400, "malformed_json")  # no content type
     _error(_speech(client, response_format="aac"), 400, "unsupported_format")
     _error(_speech(client, response_format="flac", stream=True), 400, "unsupported_format")
     err = _error(_speech(client, voice="../../etc/passwd"), 400, "invalid_voice")

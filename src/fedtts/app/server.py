@@ -194,13 +194,21 @@ def create_app(service: TTSService | ServiceConfig | None = None) -> FastAPI:
         return error_response(str(e), e.status, e.code, e.param, headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation_error(_request: Request, e: RequestValidationError):
+    async def _validation_error(request: Request, e: RequestValidationError):
         errors = e.errors()
         if any(err.get("type") == "json_invalid" for err in errors):
             msg = next(
                 err.get("ctx", {}).get("error", "") for err in errors if err.get("type") == "json_invalid"
             )
             return error_response(f"malformed JSON body: {msg}".rstrip(": "), 400, "malformed_json")
+        if any(tuple(err.get("loc", ())) == ("body",) for err in errors):  # the body as a whole is wrong
+            try:
+                parsed = json.loads(await request.body())
+            except ValueError as je:  # e.g. sent without a JSON content type
+                return error_response(f"malformed JSON body: {je}", 400, "malformed_json")
+            if not isinstance(parsed, dict):
+                kind = type(parsed).__name__
+                return error_response(f"the body must be a JSON object, got {kind}", 400, "malformed_json")
         parts = []
         for err in errors:
             loc = ".".join(str(x) for x in err.get("loc", ()) if x != "body") or "body"
