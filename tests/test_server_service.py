@@ -180,3 +180,40 @@ def test_relink_keeps_existing_relative_paths(tmp_path):
     before = t.read_text()
     _relink_prompts(t, tmp_path)
     assert t.read_text() == before
+
+
+def test_prepare_batch_from_a_zip(svc, tmp_path):
+    lines = [{"uttid": "a", "prompt_speech": "prompts/clip.flac", "syn_text": "hi"}]
+    z = _zip(
+        tmp_path / "job.zip",
+        {
+            "job/tasks.jsonl": "\n".join(json.dumps(x) for x in lines).encode(),
+            "job/prompts/clip.flac": b"fLaC",
+        },
+    )
+    tasks, job = svc.prepare_batch([z])
+    assert tasks.name == "tasks.jsonl" and (tasks.parent / "prompts" / "clip.flac").is_file()
+    assert json.loads(tasks.read_text())["prompt_speech"] == "prompts/clip.flac"  # already right: untouched
+    assert tasks.resolve().is_relative_to(job.resolve())
+
+
+def test_federation_status_from_the_version_registry(svc, tmp_path, monkeypatch):
+    import numpy as np
+
+    pytest.importorskip("fedtts.federated.versions")
+    from fedtts.federated.versions import VersionRegistry
+
+    monkeypatch.setenv("FEDTTS_FL_REGISTRY", str(tmp_path / "reg"))
+    assert svc.federation_status()["available"] is False  # nothing trained yet: said so, not faked
+    reg = VersionRegistry(tmp_path / "reg")
+    reg.save([np.zeros(3)], metrics={"loss": 0.9}, epsilon=0.5, delta=1e-4)
+    reg.save([np.ones(3)], metrics={"loss": 0.7}, epsilon=0.8, delta=1e-4)
+    st = svc.federation_status()
+    assert st["available"] and st["current"] == 2 and st["epsilon"] == pytest.approx(0.8)
+    assert [h["loss"] for h in st["history"]] == [0.9, 0.7]
+    pytest.importorskip("gradio")
+    pytest.importorskip("matplotlib")
+    from fedtts.app.web import _fed_plot
+
+    fig = _fed_plot(st["history"])
+    assert fig.axes and fig.axes[0].lines
