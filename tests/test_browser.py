@@ -65,6 +65,9 @@ def page(browser_ctx, ui):
 def _shot(page, name: str) -> None:
     if SHOTS:
         Path(SHOTS).mkdir(parents=True, exist_ok=True)
+        for close in page.locator(".toast-close").all():  # errors already checked: not in the picture
+            close.click()
+        page.wait_for_timeout(500)
         page.screenshot(path=str(Path(SHOTS) / f"{name}.png"), full_page=True)
 
 
@@ -176,7 +179,14 @@ def test_dictionary_voices_and_system_tabs(page, ui, dev_manifest):
     page.locator("#enroll-status").get_by_text("saved tester").wait_for()
     assert (ui.tmp / "data" / "voices" / "tester" / "meta.json").is_file()
     page.wait_for_function("() => document.querySelector('#voices-table').innerText.includes('tester')")
+    page.locator("#voice-export").click()
+    href = page.locator("#voice-exported a").first.get_attribute("href")
+    exported = zipfile.ZipFile(io.BytesIO(_fetch(page, href)))
+    assert sorted(exported.namelist()) == ["meta.json", "pack.npy"]
     _shot(page, "voices")
+    page.locator("#voice-delete").click()
+    page.wait_for_function("() => !document.querySelector('#voices-table').innerText.includes('tester')")
+    assert not (ui.tmp / "data" / "voices" / "tester").exists()
     # System: versions and memory shown; "free memory" unloads the model
     page.reload(wait_until="networkidle")  # fresh page: no error toasts left from above
     _tab(page, "System")

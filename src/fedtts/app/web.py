@@ -231,7 +231,9 @@ def _dictionary_tab(svc: TTSService):
             status = gr.Markdown("")
     gr.Markdown("### How will this be read?")
     with gr.Row():
-        sample = gr.Textbox(label="Sentence", value="我在重庆的银行行长办公室。", scale=3, elem_id="dict-sample")
+        sample = gr.Textbox(
+            label="Sentence", value="我在重庆的银行行长办公室。", scale=3, elem_id="dict-sample"
+        )
         check = gr.Button("Preview", scale=1, elem_id="dict-preview")
     with gr.Row():
         with_dict = gr.Textbox(
@@ -457,7 +459,7 @@ def _voices_tab(svc: TTSService, voice_dds: list):
         pick = gr.Dropdown([], label="Saved voice", allow_custom_value=False, elem_id="voice-pick")
         delete = gr.Button("Delete", variant="stop", interactive=available, elem_id="voice-delete")
         export = gr.Button("Export (.fedvoice)", interactive=available, elem_id="voice-export")
-    exported = gr.File(label="Exported voice", interactive=False)
+    exported = gr.File(label="Exported voice", interactive=False, elem_id="voice-exported")
     names = svc.voice_names()
     gr.Markdown("Stock voices: " + ", ".join(f"`{n}`" for n in names["stock"]))
 
@@ -491,11 +493,9 @@ def _voices_tab(svc: TTSService, voice_dds: list):
         except ServiceError as e:
             raise _err(e) from e
         m = info.meta
-        base = f", nearest stock voice {m['base']}" if m.get("base") else ""
-        return [
-            f"saved **{info.name}** ({m.get('method')}{base}; {m.get('speech_s')} s of speech)",
-            *listing(),
-        ]
+        base = f", base {m['base']}" if m.get("base") else ""
+        msg = f"saved **{info.name}** (method {m.get('method')}{base}; {m.get('speech_s')} s of speech)"
+        return [msg, *listing()]
 
     def do_delete(n):
         if not n:
