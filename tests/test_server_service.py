@@ -217,3 +217,31 @@ def test_federation_status_from_the_version_registry(svc, tmp_path, monkeypatch)
 
     fig = _fed_plot(st["history"])
     assert fig.axes and fig.axes[0].lines
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["serve", "--port", "70000"], "--port"),
+        (["serve", "--max-chars", "0"], "max_chars"),
+        (["ui", "--max-concurrent", "0"], "max_concurrent"),
+        (["serve", "--timeout", "0"], "timeout"),
+    ],
+)
+def test_cli_refuses_bad_options_before_starting(argv, message, capsys, tmp_path):
+    from fedtts.app.cli import main
+
+    assert main([*argv, "--output-dir", str(tmp_path / "o")]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_cli_help_lists_serve_and_ui():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "fedtts.app.cli", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and " serve " in out.stdout and " ui " in out.stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "fedtts.app.cli", "serve", "--help"], capture_output=True, text=True
+    )
+    assert "--max-upload-mb" in out.stdout and "127.0.0.1" in out.stdout
