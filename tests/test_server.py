@@ -155,9 +155,14 @@ def test_bad_requests_get_clear_4xx(client, server):
 
 
 def _read_response(s: socket.socket) -> str:
-    """Read the raw response until the server closes the connection (it does after a 413)."""
+    """Read one raw HTTP response: the head, then Content-Length bytes of body (or until closed)."""
     data = b""
     while True:
+        head, sep, body = data.partition(b"\r\n\r\n")
+        if sep:
+            length = [ln for ln in head.split(b"\r\n") if ln.lower().startswith(b"content-length:")]
+            if length and len(body) >= int(length[0].split(b":")[1]):
+                break
         try:
             piece = s.recv(65536)
         except (ConnectionResetError, TimeoutError):

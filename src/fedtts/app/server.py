@@ -96,7 +96,11 @@ def error_response(
 
 class PayloadTooLarge(StarletteHTTPException):
     def __init__(self, limit: int):
-        super().__init__(413, f"request body too large: the limit is {limit / 1024 / 1024:g} MB")
+        super().__init__(
+            413,
+            f"request body too large: the limit is {limit / 1024 / 1024:g} MB",
+            headers={"Connection": "close"},
+        )
 
 
 class BodyLimitMiddleware:
