@@ -245,3 +245,26 @@ def test_cli_help_lists_serve_and_ui():
         [sys.executable, "-m", "fedtts.app.cli", "serve", "--help"], capture_output=True, text=True
     )
     assert "--max-upload-mb" in out.stdout and "127.0.0.1" in out.stdout
+
+
+def test_gate_serves_waiting_jobs_in_arrival_order():
+    gate = JobGate(max_concurrent=1, queue_size=8)
+    first = gate.enter()
+    first.wait(1)
+    order: list[int] = []
+    tickets = [gate.enter() for _ in range(5)]
+
+    def run(i: int) -> None:
+        tickets[i].wait(10)
+        order.append(i)
+        time.sleep(0.01)
+        tickets[i].release()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in reversed(range(5))]  # start in reverse
+    for t in threads:
+        t.start()
+    time.sleep(0.1)
+    first.release()
+    for t in threads:
+        t.join(10)
+    assert order == [0, 1, 2, 3, 4]

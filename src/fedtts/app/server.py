@@ -179,6 +179,13 @@ def create_app(service: TTSService | ServiceConfig | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI):
+        import anyio.to_thread
+
+        # every queued job holds a worker thread while it waits: keep threads for everything else
+        limiter = anyio.to_thread.current_default_thread_limiter()
+        limiter.total_tokens = max(
+            limiter.total_tokens, svc.config.queue_size + svc.config.max_concurrent + 16
+        )
         yield
         svc.close()  # removes the private upload folder
 

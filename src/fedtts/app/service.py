@@ -191,6 +191,7 @@ class JobGate:
         self.rejected = 0
         self.completed = 0
         self._cond = threading.Condition()
+        self._queue: deque[Ticket] = deque()  # waiting tickets in arrival order
         self._durations: deque[float] = deque(maxlen=32)
 
     def enter(self) -> Ticket:
@@ -203,7 +204,9 @@ class JobGate:
                     self._retry_after(),
                 )
             self.waiting += 1
-            return Ticket(self)
+            t = Ticket(self)
+            self._queue.append(t)
+            return t
 
     def _retry_after(self) -> int:
         avg = (sum(self._durations) / len(self._durations)) if self._durations else 5.0
@@ -214,8 +217,12 @@ class JobGate:
         with self._cond:
             if t.state != "waiting":
                 return
-            ok = self._cond.wait_for(lambda: self.running < self.max_concurrent, timeout=max(timeout, 0.0))
+            ok = self._cond.wait_for(  # first come, first served: no request starves under load
+                lambda: self.running < self.max_concurrent and self._queue[0] is t, timeout=max(timeout, 0.0)
+            )
             self.waiting -= 1
+            self._queue.remove(t)
+            self._cond.notify_all()
             if not ok:
                 t.state = "done"
                 raise ServiceTimeout(f"timed out after waiting {timeout:.0f} s for a free synthesis slot")
@@ -227,6 +234,7 @@ class JobGate:
         with self._cond:
             if t.state == "waiting":
                 self.waiting -= 1
+                self._queue.remove(t)
             elif t.state == "running":
                 self.running -= 1
                 self.completed += 1
