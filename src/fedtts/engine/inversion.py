@@ -233,11 +233,11 @@ def invert_style(
         opt.step()
         row = {
             "loss": float(loss.detach()),
-            "similarity": float(sim),
-            "f0": float(l_f0),
-            "periodicity": float(per),
-            "envelope": float(l_env),
-            "prior": float(l_prior),
+            "similarity": float(sim.detach()),
+            "f0": float(l_f0.detach()),
+            "periodicity": float(per.detach()),
+            "envelope": float(l_env.detach()),
+            "prior": float(l_prior.detach()),
         }
         curve.append(row["loss"])
         terms.append(row)

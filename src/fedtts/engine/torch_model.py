@@ -91,7 +91,7 @@ def _onnx_digest(path: Path) -> str:
 
 def _load_state(onnx_path: Path) -> dict[str, torch.Tensor]:
     from safetensors import safe_open
-    from safetensors.numpy import load_file, save_file
+    from safetensors.numpy import save_file
 
     out = weights_path(None if onnx_path == model_path() else onnx_path)
     digest = _onnx_digest(onnx_path)
@@ -100,7 +100,9 @@ def _load_state(onnx_path: Path) -> dict[str, torch.Tensor]:
             with safe_open(str(out), framework="np") as f:
                 meta = f.metadata() or {}
             if meta.get("onnx_sha256") == digest:
-                return {k: torch.from_numpy(v) for k, v in load_file(str(out)).items()}
+                from safetensors.torch import load_file as load_torch
+
+                return load_torch(str(out))
             log.info("ONNX changed (hash %s != %s): rebuilding %s", meta.get("onnx_sha256"), digest, out)
         except Exception as e:  # corrupt cache: rebuild it
             log.warning("cached torch weights %s unreadable (%s); rebuilding", out, e)
@@ -111,7 +113,7 @@ def _load_state(onnx_path: Path) -> dict[str, torch.Tensor]:
     tmp = out.with_name(out.name + ".tmp")
     save_file(sd, str(tmp), metadata={"onnx_sha256": digest, "config": json.dumps(KokoroConfig().__dict__)})
     tmp.replace(out)
-    return {k: torch.from_numpy(v) for k, v in sd.items()}
+    return {k: torch.from_numpy(np.array(v)) for k, v in sd.items()}
 
 
 class KokoroTorch(torch.nn.Module):
