@@ -1,0 +1,191 @@
+"""On-device Flower ClientApp: enroll the user's own voice locally, fit the shared tuner, reply an update.
+
+Why this shape: the recordings, the GE2E embedding, the target style and the personal voice pack stay
+in this process (and its local cache); the only thing that leaves is the new tuner weights after the
+privacy mods ran on them — clipped (`fixedclipping_mod`, central DP) or clipped+noised (`LocalDpMod`),
+then masked by `secaggplus_mod` so the server only ever sees the cohort's sum.
+
+API combination (flwr 1.42): SecAgg+ exists only as the legacy `SecAggPlusWorkflow`, which speaks the
+legacy FitIns/FitRes record layout. So this is a current-API `ClientApp` with an `@app.train()` handler
+that reads/writes that layout, and the privacy mods are the `flwr.client.mod` ones that understand it.
+Which mods run is decided per message from what the server sent (SecAgg+ stage records, the DP mode in
+the fit config), so one app serves every server configuration.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from flwr.app import ArrayRecord, Context, Message
+from flwr.app.message_type import MessageType
+from flwr.client.mod import (
+    LocalDpMod,
+    adaptiveclipping_mod,
+    fixedclipping_mod,
+    make_ffn,
+    secaggplus_mod,
+)
+from flwr.clientapp import ClientApp
+from flwr.common import Code, FitRes, Status, ndarrays_to_parameters, parameters_to_ndarrays
+from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS
+from flwr.compat.common import recorddict_compat as compat
+
+from fedtts.federated.data import node_clips
+
+__all__ = ["app", "LocalData", "local_fit", "privacy_mod", "load_enrollment", "SimulatedDropout"]
+
+log = logging.getLogger(__name__)
+
+STATE_KEY = "fedtts.enrollment"
+
+
+class SimulatedDropout(RuntimeError):
+    """A device that goes away mid-round (simulation of real churn)."""
+
+
+@dataclass
+class LocalData:
+    """The node's own training pair: clip features [n, 262] and its own target style [256]."""
+
+    label: str
+    features: np.ndarray
+    style: np.ndarray
+
+    @property
+    def targets(self) -> np.ndarray:
+        return np.repeat(self.style[None].astype(np.float32), len(self.features), axis=0)
+
+
+def _cache_file(clips: list[str]) -> Path:
+    from fedtts.engine.assets import data_dir
+
+    h = hashlib.sha256()
+    for c in clips:
+        st = os.stat(c)
+        h.update(f"{os.path.abspath(c)}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    return data_dir() / "federated" / "enrollment" / f"{h.hexdigest()[:24]}.npz"
+
+
+def load_enrollment(context: Context) -> tuple[LocalData, float]:
+    """Enrollment of this node's speaker: from `context.state`, else the local cache file, else computed.
+
+    Returns the data and the seconds spent enrolling (0 when cached). The voice pack is not kept here:
+    it is the user's, installed by `fedtts voice`, and never part of a message.
+    """
+    label, clips = node_clips(dict(context.node_config))
+    if STATE_KEY in context.state.array_records:
+        feats, style = context.state.array_records[STATE_KEY].to_numpy_ndarrays()
+        return LocalData(label, feats, style), 0.0
+    cache = _cache_file(clips)
+    t0 = time.perf_counter()
+    if cache.is_file():
+        with np.load(cache) as z:
+            feats, style = z["features"], z["style"]
+        spent = 0.0
+    else:
+        from fedtts.voice.enroll import enroll_speaker
+
+        enr = enroll_speaker(clips)
+        feats = np.asarray(enr.features, np.float32)
+        style = np.asarray(enr.style, np.float32)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(".tmp.npz")
+        np.savez(tmp, features=feats, style=style)
+        tmp.replace(cache)
+        spent = time.perf_counter() - t0
+    context.state.array_records[STATE_KEY] = ArrayRecord([feats, style])
+    return LocalData(label, feats, style), spent
+
+
+def _stats(cfg: dict) -> tuple[np.ndarray, np.ndarray]:
+    raw = np.frombuffer(cfg["feat-stats"], dtype=np.float32)
+    mean, std = raw.reshape(2, -1)
+    return mean.copy(), std.copy()
+
+
+def local_fit(global_arrays: list[np.ndarray], data: LocalData, cfg: dict) -> tuple[list[np.ndarray], dict]:
+    """The local step: `fit_tuner` from the global weights on the node's own pair (FedProx if mu > 0)."""
+    from fedtts.voice.tuner import TunerWeights
+    from fedtts.voice.tuner_train import FitConfig, fit_tuner, tuner_loss
+
+    mean, std = _stats(cfg)
+    base = TunerWeights(*[np.asarray(a, np.float32) for a in global_arrays], feat_mean=mean, feat_std=std)
+    fc = FitConfig(
+        epochs=int(cfg.get("local-epochs", 5)),
+        lr=float(cfg.get("lr", 0.01)),
+        batch_size=int(cfg.get("batch-size", 32)),
+        l2=float(cfg.get("l2", 1e-3)),
+        prox_mu=float(cfg.get("proximal_mu", 0.0)),
+        seed=int(cfg.get("seed", 0)),
+    ).validate()
+    start_loss = tuner_loss(base, data.features, data.targets)
+    new, curve = fit_tuner(base, data.features, data.targets, fc)
+    arrays = [np.asarray(getattr(new, k), np.float32) for k in TunerWeights.TRAINABLE]
+    return arrays, {"start_loss": float(start_loss), "train_loss": float(curve[-1]) if curve else start_loss}
+
+
+def _dp_mod(msg: Message, ctxt: Context, call_next):
+    """Pick the clipping/noise mod the server asked for (fit config `fedtts-dp`)."""
+    fitins = compat.recorddict_to_fitins(msg.content, keep_input=True)
+    mode = str(fitins.config.get("fedtts-dp", "off"))
+    if mode == "central":
+        return fixedclipping_mod(msg, ctxt, call_next)
+    if mode == "adaptive":
+        return adaptiveclipping_mod(msg, ctxt, call_next)
+    if mode == "local":
+        mod = LocalDpMod(
+            clipping_norm=float(fitins.config["clip"]),
+            sensitivity=float(fitins.config["clip"]),
+            epsilon=float(fitins.config["local-epsilon"]),
+            delta=float(fitins.config["local-delta"]),
+        )
+        return mod(msg, ctxt, call_next)
+    return call_next(msg, ctxt)
+
+
+def privacy_mod(msg: Message, ctxt: Context, call_next):
+    """SecAgg+ (when the server runs it) around the DP mod around the training handler."""
+    if msg.metadata.message_type != MessageType.TRAIN:
+        return call_next(msg, ctxt)
+    mods = [secaggplus_mod] if RECORD_KEY_CONFIGS in msg.content.config_records else []
+    return make_ffn(call_next, [*mods, _dp_mod])(msg, ctxt)
+
+
+app = ClientApp(mods=[privacy_mod])
+
+
+@app.train()
+def train(msg: Message, context: Context) -> Message:
+    """One round: global weights in, locally fitted weights (+ example count) out."""
+    fitins = compat.recorddict_to_fitins(msg.content, keep_input=True)
+    cfg = dict(fitins.config)
+    rnd = int(cfg.get("fedtts-round", 0))
+    pid = int(context.node_config.get("partition-id", context.node_id % (2**31)))
+    rng = np.random.default_rng([int(cfg.get("seed", 0)), rnd, pid])
+    drop = float(cfg.get("dropout", 0.0))
+    if drop > 0 and rng.random() < drop:
+        raise SimulatedDropout(f"node {pid} dropped out of round {rnd} (p={drop})")
+    t0 = time.perf_counter()
+    data, enroll_s = load_enrollment(context)
+    arrays, fit_metrics = local_fit(parameters_to_ndarrays(fitins.parameters), data, cfg)
+    compute_s = time.perf_counter() - t0
+    # Under DP every user weighs the same (the DP bound is per user, not per clip).
+    # (capped at SecAgg+'s max_weight of 100 so the masked weighted sum cannot overflow)
+    weight = 1 if bool(cfg.get("uniform-weight", False)) else min(len(data.features), 100)
+    metrics = {
+        "n_clips": len(data.features),
+        "compute_s": round(compute_s, 4),
+        "enroll_s": round(enroll_s, 4),
+        "train_loss": round(fit_metrics["train_loss"], 4),
+        "start_loss": round(fit_metrics["start_loss"], 4),
+    }
+    res = FitRes(Status(Code.OK, "ok"), ndarrays_to_parameters(arrays), weight, metrics)
+    content = compat.fitres_to_recorddict(res, keep_input=False)
+    return Message(content, reply_to=msg)
+

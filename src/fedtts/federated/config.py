@@ -1,0 +1,123 @@
+"""Run configuration of a federated tuner run (one typed dataclass ↔ Flower run config).
+
+Why one place: the same settings arrive from `fedtts fl simulate` flags, from `flwr run --run-config`
+and from the app's pyproject.toml; the server forwards the client-side part in each round's
+instructions, so devices never need their own copy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, fields
+from typing import Any
+
+__all__ = ["FLConfig", "STRATEGIES", "DP_MODES"]
+
+STRATEGIES = ("fedavg", "fedprox", "fedadam")
+DP_MODES = ("central", "adaptive", "local", "off")
+
+
+@dataclass
+class FLConfig:
+    """All knobs of a run; field `foo_bar` is run-config key `foo-bar`."""
+
+    num_rounds: int = 3
+    fraction_fit: float = 0.2
+    min_fit_clients: int = 2
+    strategy: str = "fedavg"
+    prox_mu: float = 0.01  # FedProx proximal term (also sent to clients)
+    server_lr: float = 0.05  # FedAdam eta
+    local_epochs: int = 5
+    lr: float = 0.01
+    batch_size: int = 32
+    l2: float = 1e-3
+    dp: str = "central"  # central (fixed clip) | adaptive (adaptive clip) | local (LocalDpMod) | off
+    noise_multiplier: float = 0.5
+    clip: float = 0.5  # L2 bound of one client's update (whole tuner)
+    local_epsilon: float = 10.0  # LocalDpMod per-round epsilon (dp=local)
+    local_delta: float = 1e-5
+    secagg: bool = True
+    secagg_shares: float = 1.0  # fraction of the cohort each client shares keys with
+    secagg_threshold: float = 0.5  # fraction of shares needed to unmask
+    secagg_range: float = 8.0  # quantisation range of weights (|w| <= range)
+    max_update_norm: float = 50.0  # robust bound where no DP clipping applies
+    round_timeout: float = 300.0  # seconds the server waits for replies per stage
+    dropout: float = 0.0  # simulated mid-round dropout probability per client
+    eval_every: int = 1  # server-side evaluate_tuner every k rounds (0: never)
+    eval_limit: int = 4  # held-back speakers per evaluation (0: all)
+    population: int = 0  # users in the federation (0: number of connected nodes)
+    seed: int = 0
+    registry: str = ""  # model registry folder ("" = data_dir()/federated/models)
+    out_dir: str = ""  # metrics JSON + plot ("" = <registry>/..)
+    init_model: str = ""  # starting weights .npz when the registry is empty ("" = shipped v0)
+    progress: bool = True
+
+    def validate(self) -> FLConfig:
+        if self.num_rounds < 1:
+            raise ValueError(f"num-rounds must be >= 1, got {self.num_rounds}")
+        if not 0 < self.fraction_fit <= 1:
+            raise ValueError(f"fraction-fit must be in (0, 1], got {self.fraction_fit}")
+        if self.min_fit_clients < 1:
+            raise ValueError(f"min-fit-clients must be >= 1, got {self.min_fit_clients}")
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
+        if self.dp not in DP_MODES:
+            raise ValueError(f"dp must be one of {DP_MODES}, got {self.dp!r}")
+        if self.dp in ("central", "adaptive") and self.noise_multiplier <= 0:
+            raise ValueError(f"noise-multiplier must be > 0 with dp={self.dp}, got {self.noise_multiplier}")
+        if self.clip <= 0 or self.max_update_norm <= 0:
+            raise ValueError("clip and max-update-norm must be > 0")
+        if self.dp == "local" and (self.local_epsilon <= 0 or not 0 < self.local_delta < 1):
+            raise ValueError("local DP needs local-epsilon > 0 and 0 < local-delta < 1")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.secagg and self.min_fit_clients < 2:
+            raise ValueError("SecAgg+ needs min-fit-clients >= 2")
+        if not 0 < self.secagg_shares <= 1 or not 0 < self.secagg_threshold <= 1:
+            raise ValueError("secagg-shares and secagg-threshold are fractions in (0, 1]")
+        if self.secagg_range <= 0 or self.round_timeout <= 0:
+            raise ValueError("secagg-range and round-timeout must be > 0")
+        if self.local_epochs < 1 or not 0 < self.lr <= 1 or self.batch_size < 1:
+            raise ValueError("local-epochs >= 1, 0 < lr <= 1, batch-size >= 1 required")
+        if self.prox_mu < 0 or self.server_lr <= 0 or self.l2 < 0:
+            raise ValueError("prox-mu >= 0, l2 >= 0, server-lr > 0 required")
+        if self.eval_every < 0 or self.eval_limit < 0 or self.population < 0:
+            raise ValueError("eval-every, eval-limit and population must be >= 0")
+        return self
+
+    # ------------------------------------------------------------ run config mapping
+    @classmethod
+    def from_run_config(cls, run_config: dict[str, Any] | None, **overrides: Any) -> FLConfig:
+        """Build from a Flower run config (hyphenated keys; unknown keys are an error)."""
+        known = {f.name: f for f in fields(cls)}
+        kw: dict[str, Any] = {}
+        for key, value in (run_config or {}).items():
+            name = str(key).replace("-", "_")
+            if name not in known:
+                raise ValueError(f"unknown run-config key {key!r}")
+            kw[name] = _coerce(known[name].type, value)
+        kw.update(overrides)
+        return cls(**kw).validate()
+
+    def to_run_config(self) -> dict[str, bool | int | float | str]:
+        return {f.name.replace("_", "-"): getattr(self, f.name) for f in fields(self)}
+
+    def replace(self, **kw: Any) -> FLConfig:
+        return dataclasses.replace(self, **kw).validate()
+
+    @property
+    def clips_on_client(self) -> bool:
+        return self.dp in ("central", "adaptive", "local")
+
+
+def _coerce(type_name: Any, value: Any) -> Any:
+    t = str(type_name)
+    if t == "bool":
+        if isinstance(value, str):
+            return value.strip().lower() in ("1", "true", "yes", "on")
+        return bool(value)
+    if t == "int":
+        return int(value)
+    if t == "float":
+        return float(value)
+    return str(value)
