@@ -168,11 +168,13 @@ def invert_style(
     config: InversionConfig | None = None,
     prior: StylePrior | None = None,
     callback: Callable[[int, dict[str, float]], None] | None = None,
+    start_style: np.ndarray | None = None,
 ) -> InversionResult:
     """Optimise a style so ``model`` (a :class:`KokoroTorch`) rendering ``phonemes`` sounds like the targets.
 
     ``target_clips``: paths or ``(audio, sample_rate)`` tuples of the target speaker.
     ``phonemes``: Kokoro phoneme strings rendered in turn, one per step.
+    ``start_style``: where to start (e.g. the tuner's one-pass answer); default the prior mean.
     """
     cfg = (config or InversionConfig()).validate()
     if not phonemes:
@@ -187,16 +189,19 @@ def invert_style(
     enc = ge2e()
     torch.manual_seed(cfg.seed)
 
-    # Durations and start periodicity per text, from the start (prior-mean) style.
+    z0 = np.zeros(256, np.float32)
+    if start_style is not None:
+        z0 = ((np.asarray(start_style, np.float32) - prior.mean) / prior.std).astype(np.float32)
+    # Durations and start periodicity per text, from the start style.
     fixed, p_start = [], []
     with torch.no_grad():
-        s0 = prior.style(torch.zeros(256))
+        s0 = prior.style(torch.from_numpy(z0))
         for ids in token_lists:
             out = model.forward(ids, s0)
             fixed.append(out.durations.clone())
             p_start.append(float(periodicity(out.audio, out.f0)))
 
-    z = torch.zeros(256, requires_grad=True)
+    z = torch.from_numpy(z0.copy()).requires_grad_(True)
     opt = torch.optim.Adam([z], lr=cfg.lr)
     curve: list[float] = []
     terms: list[dict[str, float]] = []

@@ -21,7 +21,7 @@ import numpy as np
 
 from fedtts.voice.profile import PROSODY, Voice, VoiceError
 
-__all__ = ["apply_emotion", "adjust_prosody", "calibrate_knobs", "knobs_available", "MAX_STRENGTH"]
+__all__ = ["apply_emotion", "adjust_prosody", "pitch_direction", "calibrate_knobs", "knobs_available", "MAX_STRENGTH"]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,13 @@ def _knobs() -> dict[str, np.ndarray]:
         return {k: z[k] for k in z.files}
 
 
+def pitch_direction(pitch_st: float) -> np.ndarray:
+    """Step [128] on the prosody half that shifts F0 by about ``pitch_st`` semitones."""
+    k = _knobs()
+    b = k["b_level"]
+    return (b * (float(pitch_st) / float(b @ b)) * k["std"]).astype(np.float32)
+
+
 def adjust_prosody(voice: Voice, pitch_st: float = 0.0, expressiveness: float = 1.0) -> Voice:
     """Shift F0 by ``pitch_st`` semitones (±6) and scale the F0 range by ``expressiveness`` (0.25–3).
 
@@ -73,8 +80,7 @@ def adjust_prosody(voice: Voice, pitch_st: float = 0.0, expressiveness: float = 
     pack = voice.pack.copy()
     z = (voice.pack[:, PROSODY] - mean) / std  # [510, 128]
     # Pitch: minimum-norm step along the F0-level Jacobian row (semitones per prior std).
-    b = k["b_level"]
-    dz = b * (float(pitch_st) / float(b @ b))
+    dz = pitch_direction(pitch_st) / std
     # Expressiveness: the range direction is nonlinear, so it was optimised (not linearised): a
     # shared step that multiplies the predictor's F0 range by 1.5 at a fixed level; scaled linearly.
     if expressiveness != 1.0:

@@ -37,6 +37,7 @@ __all__ = [
     "default_tuner",
     "tuner_available",
     "stock_prior",
+    "style_to_pack",
 ]
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,12 @@ def stock_prior() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     mean = sample.mean(0)
     std = sample.std(0) + 1e-4
     return mean, std, (packs.mean(0) - mean).astype(np.float32)
+
+
+def style_to_pack(style: np.ndarray) -> np.ndarray:
+    """[510, 256]: a length-independent style plus the stock packs' average dependence on input length."""
+    _, _, offsets = stock_prior()
+    return (np.asarray(style, np.float32)[None] + offsets).astype(np.float32)
 
 
 @dataclass
@@ -159,9 +166,7 @@ class VoiceTuner:
         return style[0] if single else style
 
     def pack(self, style: np.ndarray) -> np.ndarray:
-        """[510, 256]: the style plus the stock packs' average dependence on input length."""
-        _, _, offsets = stock_prior()
-        return (np.asarray(style, np.float32)[None] + offsets).astype(np.float32)
+        return style_to_pack(style)
 
     def voice(self, reference: Reference, name: str = "clone") -> Voice:
         style = self.predict(self.featurize(reference))
