@@ -228,7 +228,9 @@ class DevicePolicy:
         if cfg.k < self.min_k:
             raise PolicyError(f"server asked for k={cfg.k} < device minimum {self.min_k}")
         if cfg.max_entries > self.max_entries:
-            raise PolicyError(f"server asked for {cfg.max_entries} entries > device maximum {self.max_entries}")
+            raise PolicyError(
+                f"server asked for {cfg.max_entries} entries > device maximum {self.max_entries}"
+            )
         if cfg.noise_multiplier < self.min_noise_multiplier:
             raise PolicyError(
                 f"server asked for noise multiplier {cfg.noise_multiplier} < {self.min_noise_multiplier}"
