@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from flwr.app import Context, Message
+from flwr.app import ArrayRecord, Context, Message
 from flwr.compat.common import recorddict_compat as compat
 from flwr.server import LegacyContext, ServerConfig
 from flwr.server.workflow import DefaultWorkflow, SecAggPlusWorkflow
@@ -98,10 +98,25 @@ def _digest(arrays: list[np.ndarray]) -> str:
 
 
 # ------------------------------------------------------------------ bytes on the wire
+def _value_bytes(v: Any) -> int:
+    if isinstance(v, bytes | str):
+        return len(v)
+    if isinstance(v, list):
+        return sum(_value_bytes(x) for x in v)
+    return 8
+
+
 def _msg_bytes(m: Message) -> int:
+    """Payload bytes of a message (Flower's own count_bytes fails on empty lists in 1.42)."""
     if not m.has_content():
         return 0
-    return int(sum(rec.count_bytes() for rec in m.content.values()))
+    total = 0
+    for rec in m.content.values():
+        if isinstance(rec, ArrayRecord):
+            total += rec.count_bytes()
+        else:
+            total += sum(len(k) + _value_bytes(v) for k, v in rec.items())
+    return int(total)
 
 
 class CountingGrid:
