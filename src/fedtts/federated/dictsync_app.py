@@ -328,6 +328,7 @@ def simulate(
     record: bool = False,
     num_cpus: int = 2,
     verbose: bool = False,
+    salt: bytes | None = None,
 ) -> SyncOutcome:
     """One sync on Flower's simulation engine: one virtual SuperNode per dictionary folder."""
     from flwr.simulation import run_simulation
@@ -337,7 +338,7 @@ def simulate(
     for p in paths:  # fail early (with file:line) before starting Ray
         load_device_entries(p)
     outcome = SyncOutcome()
-    server = make_server_app(cfg, out_dir, outcome, min_available=len(paths), record=record)
+    server = make_server_app(cfg, out_dir, outcome, min_available=len(paths), record=record, salt=salt)
     client = make_client_app(paths, policy)
     backend = {
         "client_resources": {"num_cpus": 1, "num_gpus": 0.0},
