@@ -12,8 +12,8 @@ from fedtts.voice.style import adjust_prosody, apply_emotion
 
 def test_emotion_keeps_timbre_and_scales_with_strength():
     spk, emo = stock_voice("jm_kumo"), stock_voice("jf_tebukuro")
-    half = apply_emotion(spk, emo, 0.5)
-    full = apply_emotion(spk, emo, 1.0)
+    half = apply_emotion(spk, emo, 0.5, keep_pitch=False)
+    full = apply_emotion(spk, emo, 1.0, keep_pitch=False)
     np.testing.assert_array_equal(half.pack[:, TIMBRE], spk.pack[:, TIMBRE])
     np.testing.assert_allclose(full.pack[:, PROSODY], emo.pack[:, PROSODY], atol=1e-6)
     np.testing.assert_allclose(
@@ -24,6 +24,23 @@ def test_emotion_keeps_timbre_and_scales_with_strength():
     np.testing.assert_array_equal(apply_emotion(spk, emo, 0.0).pack, spk.pack)
     with pytest.raises(VoiceError, match="strength"):
         apply_emotion(spk, emo, 3.0)
+
+
+def test_emotion_keeps_the_speakers_pitch_level_by_default():
+    from fedtts.voice.style import _knobs
+
+    k = _knobs()
+    spk, emo = stock_voice("jm_kumo"), stock_voice("jf_tebukuro")
+
+    def level(v):  # predicted F0 level (semitones, linear knob model) of row 100
+        return float(((v.pack[100, PROSODY] - k["mean"]) / k["std"]) @ k["b_level"])
+
+    moved = apply_emotion(spk, emo, 1.0, keep_pitch=False)
+    kept = apply_emotion(spk, emo, 1.0)
+    assert abs(level(moved) - level(spk)) > 1.0  # the raw transfer would shift the voice's height
+    assert abs(level(kept) - level(spk)) < 1e-3
+    np.testing.assert_array_equal(kept.pack[:, TIMBRE], spk.pack[:, TIMBRE])
+    assert np.abs(kept.pack[:, PROSODY] - spk.pack[:, PROSODY]).max() > 0.05  # the rest still moves
 
 
 def test_knobs_touch_only_prosody():

@@ -105,7 +105,7 @@ def make_synthesizer(args: argparse.Namespace):
     return Synthesizer(engine_config=ecfg, frontend_config=fcfg)
 
 
-def resolve_voice(spec: str | None, ref: str | None = None, ref_text: str | None = None):
+def resolve_voice(spec: str | None, ref: str | None = None, ref_text: str | None = None, refine: int = 0):
     """``--voice`` spec or ``--ref`` clip → Voice; says on stderr which voice was chosen."""
     if ref:
         from fedtts.voice import load_reference, resolve_reference
@@ -114,6 +114,12 @@ def resolve_voice(spec: str | None, ref: str | None = None, ref_text: str | None
         for w in reference.warnings:
             print(f"warning: {ref}: {w}", file=sys.stderr)
         voice = resolve_reference(reference)
+        if refine:
+            try:
+                from fedtts.voice.refine import refine_voice
+            except ImportError as e:
+                raise CliError(f"--refine needs the [train] extra (torch): {e}", 1) from e
+            voice = refine_voice(voice, reference, steps=refine, progress=True)
         base = voice.meta.get("base")
         how = voice.meta.get("method", "resolver")
         print(
@@ -124,6 +130,28 @@ def resolve_voice(spec: str | None, ref: str | None = None, ref_text: str | None
     from fedtts.voice import resolve_voice_name
 
     return resolve_voice_name(spec or DEFAULT_VOICE)
+
+
+def shape_voice(voice, args: argparse.Namespace):
+    """Apply ``--emotion-ref/--emotion-strength`` and the ``--pitch/--expressiveness`` knobs."""
+    from fedtts.voice.style import adjust_prosody, apply_emotion, emotion_from_reference
+
+    ref = getattr(args, "emotion_ref", None)
+    if ref:
+        if Path(ref).is_file():
+            from fedtts.voice import load_reference
+
+            reference = load_reference(ref)
+            for w in reference.warnings:
+                print(f"warning: {ref}: {w}", file=sys.stderr)
+            voice = emotion_from_reference(voice, reference, args.emotion_strength)
+        else:
+            from fedtts.voice import resolve_voice_name
+
+            voice = apply_emotion(voice, resolve_voice_name(ref), args.emotion_strength)
+    elif getattr(args, "emotion_strength", 1.0) != 1.0:
+        raise CliError("--emotion-strength needs --emotion-ref CLIP|VOICE", 2)
+    return adjust_prosody(voice, getattr(args, "pitch", 0.0), getattr(args, "expressiveness", 1.0))
 
 
 # ---------------------------------------------------------------------- commands
@@ -158,7 +186,9 @@ def cmd_say(args: argparse.Namespace) -> int:
         except AudioFormatError as e:
             raise CliError(str(e), 2) from e
     options = options_from_args(args)
-    voice = resolve_voice(args.voice, args.ref, args.ref_text)
+    if args.refine and not args.ref:
+        raise CliError("--refine needs --ref CLIP", 2)
+    voice = shape_voice(resolve_voice(args.voice, args.ref, args.ref_text, refine=args.refine), args)
     synth = make_synthesizer(args)
     t0 = time.perf_counter()
     if args.stream:
@@ -305,6 +335,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", "-o", default="out.wav", help="output .wav/.flac/.mp3/.opus, or - for raw PCM")
     p.add_argument("--stream", action="store_true", help="write chunks as they are ready; timing on stderr")
     p.add_argument("--max-chars", type=int, default=MAX_SAY_CHARS, help="refuse longer texts (0 = no limit)")
+    p.add_argument(
+        "--refine", type=int, default=0, metavar="N", help="refine a --ref clone with N gradient steps"
+    )
+    p.add_argument(
+        "--emotion-ref", default=None, metavar="CLIP|VOICE", help="take the prosody from this clip/voice"
+    )
+    p.add_argument(
+        "--emotion-strength", type=float, default=1.0, help="0 = own prosody, 1 = reference's, 2 max"
+    )
+    p.add_argument("--pitch", type=float, default=0.0, help="pitch shift in semitones (±6)")
+    p.add_argument("--expressiveness", type=float, default=1.0, help="F0 range factor (0.25–3)")
     add_synthesis_args(p)
     p.set_defaults(func=cmd_say)
 

@@ -126,13 +126,26 @@ def _cmd_import(args: argparse.Namespace) -> int:
 
 
 def _cmd_train_tuner(args: argparse.Namespace) -> int:
-    from fedtts.voice.tuner_fit import main as fit_main
+    from fedtts.voice.tuner_train import main as fit_main
 
     return fit_main(args)
 
 
+def _cmd_train_bank(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from fedtts.voice.bank import BANK_FILE, BankConfig, build_bank
+
+    out = Path(args.out) if args.out else Path(__file__).resolve().parents[1] / "data" / BANK_FILE
+    t0 = time.perf_counter()
+    bank = build_bank(BankConfig(size=args.size, seed=args.seed, threads=args.threads))
+    bank.save(out)
+    print(f"saved {len(bank.styles)} styles to {out} ({time.perf_counter() - t0:.0f} s)")
+    return 0
+
+
 def _cmd_eval_clone(args: argparse.Namespace) -> int:
-    from fedtts.voice.clone_eval import main as eval_main
+    from fedtts.eval.clone_eval import main as eval_main
 
     return eval_main(args)
 
@@ -177,8 +190,16 @@ def register(subparsers) -> None:
     groups = getattr(subparsers, "choices", {})
     train = groups.get("train") or subparsers.add_parser("train", help="train models")
     _add_sub(train, "tuner", "fit the voice tuner", _train_args, _cmd_train_tuner)
+    _add_sub(train, "bank", "render the style bank the tuner and enrollment use", _bank_args, _cmd_train_bank)
     ev = groups.get("eval") or subparsers.add_parser("eval", help="evaluations")
     _add_sub(ev, "clone", "evaluate voice cloning on a manifest", _eval_args, _cmd_eval_clone)
+    _add_sub(
+        ev,
+        "emotion",
+        "does emotion transfer move prosody in proportion to α?",
+        _emotion_args,
+        _cmd_eval_emotion,
+    )
 
 
 def _add_sub(parent: argparse.ArgumentParser, name: str, help_: str, add_args, func) -> None:
@@ -195,24 +216,46 @@ def _add_sub(parent: argparse.ArgumentParser, name: str, help_: str, add_args, f
 
 def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--manifest", default=None, help="training manifest (default ../shared/data/train)")
-    p.add_argument("--synthetic", type=int, default=96, help="rendered random styles to fit on")
-    p.add_argument("--speakers", type=int, default=0, help="training speakers with inversion targets (torch)")
-    p.add_argument("--inversion-steps", type=int, default=30)
     p.add_argument(
-        "--out", default=None, help="weights file (default: the shipped src/fedtts/data/tuner_v1.npz)"
+        "--synthetic-only",
+        action="store_true",
+        help="fit on the style bank alone (the federated start model)",
+    )
+    p.add_argument(
+        "--out", default=None, help="weights file (default: the shipped src/fedtts/data/tuner_v*.npz)"
     )
     p.add_argument("--plots", default="bench/out/tuner", help="directory for curves and logs")
-    p.add_argument("--ridge", type=float, default=10.0)
+    p.add_argument("--epochs", type=int, default=60)
+    p.add_argument("--lr", type=float, default=0.01)
+    p.add_argument("--l2", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
 
 
+def _bank_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--size", type=int, default=400, help="styles to render")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument(
+        "--out", default=None, help="bank file (default: the shipped src/fedtts/data/style_bank_v1.npz)"
+    )
+
+
+def _cmd_eval_emotion(args: argparse.Namespace) -> int:
+    from fedtts.eval.emotion_eval import main as emotion_main
+
+    return emotion_main(args)
+
+
+def _emotion_args(p: argparse.ArgumentParser) -> None:
+    from fedtts.eval.emotion_eval import add_args
+
+    add_args(p)
+
+
 def _eval_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--manifest", required=True, help="dev manifest.jsonl")
-    p.add_argument("--methods", default="tuner,nearest", help="comma-separated clone methods")
-    p.add_argument("--out", default="bench/out/clone", help="directory for the JSON report and plots")
-    p.add_argument("--limit", type=int, default=0, help="at most N speakers per language (0 = all)")
-    p.add_argument("--no-asr", action="store_true", help="skip Whisper")
-    p.add_argument("--no-mos", action="store_true", help="skip DNSMOS")
+    from fedtts.eval.clone_eval import add_args
+
+    add_args(p)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -455,23 +455,25 @@ class TTSService:
             warnings += list(ref.warnings)
         else:
             voice = self.resolve_voice(req.voice)
-        emo = None
-        if req.emotion_reference is not None:
-            emo, eref = self.clone_voice(req.emotion_reference)
-            warnings += [f"emotion reference: {w}" for w in eref.warnings]
-        elif req.emotion_voice:
-            emo = self.resolve_voice(req.emotion_voice)
-        if emo is not None:
-            try:
-                from fedtts.voice.style import apply_emotion
-            except ImportError as e:
-                raise NotAvailable(f"emotion transfer is not available yet: {e}") from e
-            from fedtts.voice import VoiceError
+        if req.emotion_reference is None and not req.emotion_voice:
+            return voice, warnings
+        try:
+            from fedtts.voice.style import apply_emotion, emotion_from_reference
+        except ImportError as e:
+            raise NotAvailable(f"emotion transfer is not available yet: {e}") from e
+        from fedtts.voice import VoiceError
 
-            try:
-                voice = apply_emotion(voice, emo, float(req.emotion_strength))
-            except VoiceError as e:
-                raise ServiceError(str(e), 400, "invalid_emotion", "emotion_strength") from e
+        try:
+            if req.emotion_reference is not None:  # a clip: move toward its measured prosody
+                eref = self.load_reference(req.emotion_reference, None)
+                warnings += [f"emotion reference: {w}" for w in eref.warnings]
+                voice = emotion_from_reference(voice, eref, float(req.emotion_strength))
+            else:  # a voice: interpolate toward its prosody half
+                voice = apply_emotion(
+                    voice, self.resolve_voice(req.emotion_voice), float(req.emotion_strength)
+                )
+        except VoiceError as e:
+            raise ServiceError(str(e), 400, "invalid_emotion", "emotion_strength") from e
         return voice, warnings
 
     def enroll(

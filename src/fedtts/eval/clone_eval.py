@@ -234,7 +234,12 @@ def _score(
             ge2e=g,
             ge2e_norm=_norm(g, g_str, g_ceil),
             seconds=secs,
-            extra={"mfcc_stranger": m_str, "mfcc_ceiling": m_ceil, "ge2e_stranger": g_str, "ge2e_ceiling": g_ceil},
+            extra={
+                "mfcc_stranger": m_str,
+                "mfcc_ceiling": m_ceil,
+                "ge2e_stranger": g_str,
+                "ge2e_ceiling": g_ceil,
+            },
         )
         if asr:
             from fedtts.eval.asr import cer, transcribe, wer
@@ -289,7 +294,7 @@ def evaluate_tuner(weights, limit: int | None = None) -> dict[str, float]:
 
 def _summary(results: list[SpeakerResult]) -> dict:
     out: dict = {}
-    for (method, lang) in sorted({(r.method, r.lang) for r in results}):
+    for method, lang in sorted({(r.method, r.lang) for r in results}):
         rs = [r for r in results if r.method == method and r.lang == lang]
 
         def mean(key: str, rs=rs) -> float | None:
@@ -354,8 +359,16 @@ def run_clone_eval(cfg: CloneEvalConfig, progress: bool = True) -> dict:
 
 
 def _print(summary: dict) -> None:
-    cols = ["speakers", "mfcc_norm", "mfcc_prompt", "ge2e_norm (optimised)", "asr_err",
-            "asr_err_real (same items)", "dnsmos", "seconds_per_voice"]
+    cols = [
+        "speakers",
+        "mfcc_norm",
+        "mfcc_prompt",
+        "ge2e_norm (optimised)",
+        "asr_err",
+        "asr_err_real (same items)",
+        "dnsmos",
+        "seconds_per_voice",
+    ]
     print(f"{'method/lang':<14}" + "".join(f"{c.split(' ')[0]:>14}" for c in cols))
     for k, row in summary.items():
         cells = []
@@ -367,7 +380,9 @@ def _print(summary: dict) -> None:
 
 def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--manifest", default=str(_shared_root() / "data" / "dev" / "manifest.jsonl"))
-    p.add_argument("--methods", default="tuner,bank,nearest", help="comma-separated: tuner, bank, nearest, refine")
+    p.add_argument(
+        "--methods", default="tuner,bank,nearest", help="comma-separated: tuner, bank, nearest, refine"
+    )
     p.add_argument("--out", default="bench/out/clone", help="folder for clone_report.json and the plot")
     p.add_argument("--limit", type=int, default=0, help="at most N speakers per language (0 = all)")
     p.add_argument("--langs", default="en,zh")

@@ -141,7 +141,9 @@ def build_bank(cfg: BankConfig | None = None, engine=None, progress: bool = True
         if f[258] >= floor and np.all(np.isfinite(f)):  # 258 = voiced fraction
             keep_s.append(s)
             keep_f.append(f)
-    log.info("style bank: kept %d of %d renders in %.0f s", len(keep_s), len(styles), time.perf_counter() - t0)
+    log.info(
+        "style bank: kept %d of %d renders in %.0f s", len(keep_s), len(styles), time.perf_counter() - t0
+    )
     return StyleBank(np.asarray(keep_s, np.float32), np.asarray(keep_f, np.float32))
 
 

@@ -86,3 +86,22 @@ def enroll_speaker(clips: Sequence[str | Path], cfg: EnrollConfig | None = None)
         style = refine_style(style, used, steps=int(cfg.refine_steps))
     style = np.asarray(style, np.float32)
     return Enrollment(features=feats, style=style, pack=style_to_pack(style), clips=used)
+
+
+def _bank_resolver(ref) -> Voice:
+    from fedtts.voice.bank import default_bank
+    from fedtts.voice.tuner import VoiceTuner, style_to_pack
+
+    style, top = default_bank().match(VoiceTuner.featurize(ref))
+    log.info("bank match for %s: styles %s", ref.label, top.tolist())
+    return Voice(name="clone", pack=style_to_pack(style), meta={"kind": "clone", "method": "bank"})
+
+
+def _register() -> None:
+    from fedtts.voice.bank import bank_available
+    from fedtts.voice.resolve import register_resolver
+
+    register_resolver("bank", _bank_resolver, priority=5, available=bank_available)
+
+
+_register()

@@ -56,6 +56,7 @@ def register_resolver(
 
 
 def _load_builtin_resolvers() -> None:
+    import fedtts.voice.enroll  # noqa: F401  (registers "bank")
     import fedtts.voice.tuner  # noqa: F401  (registers "tuner")
 
 

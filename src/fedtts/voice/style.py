@@ -21,7 +21,17 @@ import numpy as np
 
 from fedtts.voice.profile import PROSODY, Voice, VoiceError
 
-__all__ = ["apply_emotion", "adjust_prosody", "pitch_direction", "calibrate_knobs", "knobs_available", "MAX_STRENGTH"]
+__all__ = [
+    "apply_emotion",
+    "transfer_emotion",
+    "emotion_from_reference",
+    "prosody_map",
+    "adjust_prosody",
+    "pitch_direction",
+    "calibrate_knobs",
+    "knobs_available",
+    "MAX_STRENGTH",
+]
 
 log = logging.getLogger(__name__)
 
@@ -29,15 +39,28 @@ MAX_STRENGTH = 2.0
 KNOBS_FILE = "prosody_knobs.npz"
 
 
-def apply_emotion(voice: Voice, emotion_voice: Voice, strength: float = 1.0) -> Voice:
-    """Speaker timbre + prosody interpolated (α ≤ 1) or extrapolated (α > 1) toward ``emotion_voice``."""
+def apply_emotion(
+    voice: Voice, emotion_voice: Voice, strength: float = 1.0, keep_pitch: bool = True
+) -> Voice:
+    """Speaker timbre + prosody interpolated (α ≤ 1) or extrapolated (α > 1) toward ``emotion_voice``.
+
+    ``keep_pitch``: undo the F0-*level* part of the move along the measured pitch direction, so the
+    speaker keeps their own voice height (part of who they are) while intonation range, rhythm and
+    energy come from the emotion reference.
+    """
     a = float(strength)
     if not np.isfinite(a) or not 0.0 <= a <= MAX_STRENGTH:
         raise VoiceError(f"emotion strength must be between 0 and {MAX_STRENGTH}, got {strength}")
     pack = voice.pack.copy()
     own = voice.pack[:, PROSODY]
-    pack[:, PROSODY] = own + a * (emotion_voice.pack[:, PROSODY] - own)
-    meta = {**voice.meta, "emotion": emotion_voice.name, "strength": a}
+    delta = a * (emotion_voice.pack[:, PROSODY] - own)
+    if keep_pitch and knobs_available() and a:
+        k = _knobs()
+        b, std = k["b_level"], k["std"]
+        level = (delta / std) @ b  # [510] semitones of F0-level change per row
+        delta = delta - (level[:, None] * (b / float(b @ b))[None]) * std
+    pack[:, PROSODY] = own + delta
+    meta = {**voice.meta, "emotion": emotion_voice.name, "strength": a, "keep_pitch": bool(keep_pitch)}
     return Voice(name=f"{voice.name}+{emotion_voice.name}@{a:g}", pack=pack, meta=meta)
 
 
@@ -212,3 +235,69 @@ def calibrate_knobs_torch(out: Path | None = None) -> dict:
     )
     _knobs.cache_clear()
     return info
+
+
+# ------------------------------------------------------------------ emotion from a reference clip
+# Measured prosody (fedtts.voice.prosody order): f0_median_st, f0_range_st, voiced_fraction, rate,
+# energy_std_db, pause_ratio. Emotion moves range, rate, energy dynamics and pauses; level is held.
+EMOTION_DIMS = (1, 3, 4, 5)
+LEVEL_DIM = 0
+
+
+@functools.lru_cache(maxsize=1)
+def prosody_map() -> dict[str, np.ndarray]:
+    """Linear map standardised prosody half → measured prosody, fitted (ridge) on the style bank renders.
+
+    Why: the bank already holds hundreds of renders with their styles and measured prosody, so the
+    direction that raises, say, F0 range by one semitone is a regression away, no extra rendering.
+    """
+    from fedtts.voice.bank import default_bank
+
+    k = _knobs()
+    bank = default_bank()
+    z = (bank.styles[:, PROSODY] - k["mean"]) / k["std"]
+    p = bank.features[:, 256:262]
+    zc = np.hstack([np.ones((len(z), 1)), z])
+    reg = 20.0 * np.eye(129)
+    reg[0, 0] = 0
+    coef = np.linalg.solve(zc.T @ zc + reg, zc.T @ p)  # [129, 6]
+    pred = zc @ coef
+    r2 = 1 - ((p - pred) ** 2).sum(0) / ((p - p.mean(0)) ** 2).sum(0)
+    return {"c": coef[0], "w": coef[1:], "r2": r2, "mean": k["mean"], "std": k["std"]}
+
+
+def transfer_emotion(
+    voice: Voice, target_prosody: np.ndarray, strength: float = 1.0, max_step: float = 4.0
+) -> Voice:
+    """Move the voice's prosody half so its predicted range, rate, energy dynamics and pauses go
+    ``strength`` of the way to ``target_prosody`` (an emotion reference's measured prosody, [6]),
+    by the minimum-norm step of :func:`prosody_map`; F0 level is held (the speaker keeps their height).
+    """
+    a = float(strength)
+    if not np.isfinite(a) or not 0.0 <= a <= MAX_STRENGTH:
+        raise VoiceError(f"emotion strength must be between 0 and {MAX_STRENGTH}, got {strength}")
+    m = prosody_map()
+    z = (voice.pack[100, PROSODY] - m["mean"]) / m["std"]
+    current = m["c"] + z @ m["w"]
+    dims = (LEVEL_DIM, *EMOTION_DIMS)
+    gap = np.asarray(target_prosody, np.float64)[list(dims)] - current[list(dims)]
+    gap[0] = 0.0  # hold F0 level
+    w = m["w"][:, list(dims)]  # [128, d]
+    dz = w @ np.linalg.solve(w.T @ w + 1e-2 * np.eye(len(dims)), gap)
+    norm = float(np.linalg.norm(dz)) / np.sqrt(len(dz))
+    if norm > max_step:  # an unreachable target: go as far as stays clean
+        dz *= max_step / norm
+    pack = voice.pack.copy()
+    pack[:, PROSODY] += (a * dz * m["std"]).astype(np.float32)[None]
+    meta = {**voice.meta, "emotion": "reference", "strength": a}
+    return Voice(name=f"{voice.name}+emotion@{a:g}", pack=pack, meta=meta)
+
+
+def emotion_from_reference(voice: Voice, reference, strength: float = 1.0) -> Voice:
+    """:func:`transfer_emotion` toward the measured prosody of a cleaned reference clip."""
+    from fedtts.voice.prosody import measure_prosody
+
+    target = measure_prosody(reference.audio, reference.sample_rate).as_array()
+    out = transfer_emotion(voice, target, strength)
+    out.meta["emotion"] = reference.label
+    return out
