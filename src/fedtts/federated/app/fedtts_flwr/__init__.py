@@ -1,0 +1,1 @@
+"""Shims so `flwr run` finds the installed fedtts apps."""
