@@ -56,7 +56,7 @@ def _cmd_rollback(args: argparse.Namespace) -> int:
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "fl", help="federated learning: model versions (simulate/deploy: not yet built)"
+        "fl", help="federated learning: simulate/deploy tuner training, model versions, dictionary sync"
     )
     p.add_argument("--registry", help="model registry folder (default: data_dir()/federated/models)")
     sub = p.add_subparsers(dest="fl_cmd")
@@ -70,6 +70,9 @@ def register(subparsers) -> None:
     rb.add_argument("version", type=int)
     rb.set_defaults(func=_cmd_rollback)
     _register_dict_sync(sub)
+    from fedtts.federated.cli_fl import register_fl_runs
+
+    register_fl_runs(sub)
 
 
 def _cmd_dict_sync(args: argparse.Namespace) -> int:
