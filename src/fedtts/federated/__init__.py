@@ -10,17 +10,17 @@ from typing import Any
 
 _EXPORTS = {
     "FLConfig": "fedtts.federated.config",
-    "client_app": "fedtts.federated.client_app",
+    "fedtts_client_app": "fedtts.federated.client_app",
     "local_fit": "fedtts.federated.client_app",
     "privacy_mod": "fedtts.federated.client_app",
     "load_enrollment": "fedtts.federated.client_app",
-    "server_app": "fedtts.federated.server_app",
+    "fedtts_server_app": "fedtts.federated.server_app",
     "make_server_app": "fedtts.federated.server_app",
     "run_server": "fedtts.federated.server_app",
     "CountingGrid": "fedtts.federated.server_app",
     "FedTTSStrategy": "fedtts.federated.strategy",
     "build_strategy": "fedtts.federated.strategy",
-    "simulate": "fedtts.federated.simulate",
+    "run_simulated": "fedtts.federated.simulate",
     "node_clips": "fedtts.federated.data",
     "partition_clips": "fedtts.federated.data",
     "PrivacyAccountant": "fedtts.federated.privacy",
@@ -31,7 +31,8 @@ _EXPORTS = {
     "RunLog": "fedtts.federated.report",
     "plot_rounds": "fedtts.federated.report",
 }
-_ALIASES = {"client_app": "app", "server_app": "app"}
+# (names differ from the module names, which would shadow them once imported)
+_ALIASES = {"fedtts_client_app": "app", "fedtts_server_app": "app", "run_simulated": "simulate"}
 
 __all__ = sorted(_EXPORTS)
 
