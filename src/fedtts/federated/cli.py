@@ -70,6 +70,7 @@ def register(subparsers) -> None:
     rb.add_argument("version", type=int)
     rb.set_defaults(func=_cmd_rollback)
     _register_dict_sync(sub)
+    _register_audit(sub)
     from fedtts.federated.cli_fl import register_fl_runs
 
     register_fl_runs(sub)
@@ -100,3 +101,10 @@ def _register_dict_sync(sub) -> None:
     d.add_argument("--merge-into", metavar="JSONL", help="also write <JSONL>.merged.jsonl (local entries win)")
     d.add_argument("--verbose", action="store_true", help="Flower debug logs")
     d.set_defaults(func=_cmd_dict_sync)
+
+
+def _register_audit(sub) -> None:
+    """`fedtts fl audit`: curious-server attack on real tuner updates (docs/federated.md, Privacy audit)."""
+    from fedtts.federated.audit_cli import add_parser
+
+    add_parser(sub)
