@@ -22,6 +22,7 @@ def backend_config(cpus_per_client: float = 1.0, total_cpus: int | None = None) 
     return {
         "client_resources": {"num_cpus": cpus_per_client, "num_gpus": 0.0},
         "init_args": {
+            "address": "local",  # always our own Ray instance, never another user's running cluster
             "num_cpus": total,
             "num_gpus": 0,
             "include_dashboard": False,
