@@ -145,7 +145,9 @@ class FedTTSStrategy(Strategy):
         failures: list[tuple[ClientProxy, FitRes] | BaseException],
     ) -> tuple[Parameters | None, dict[str, Scalar]]:
         st = self.stats
-        st.results, st.failures = len(results), len(failures)
+        # SecAggPlusWorkflow lists a dropped client's error twice; count devices, not list entries
+        st.results = len(results)
+        st.failures = max(st.sampled - st.results, 0) if st.sampled else len(failures)
         st.metrics = _mean_metrics(results)
         for f in failures:
             log.info("round %s: client failure ignored: %s", server_round, f)
