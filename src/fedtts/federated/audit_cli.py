@@ -59,7 +59,7 @@ class AuditRunConfig:
     l2: float = 1e-3
     manifest: str = ""  # "" = $FEDTTS_SHARED or <repo>/../shared, data/train/manifest.jsonl
     registry: str = ""  # "" = data_dir()/federated/models
-    method: str = "svd"
+    method: str = "bias"  # single-update attack of audit.py; with trained global weights "bias" is stronger
 
     def validate(self) -> AuditRunConfig:
         if self.clients < 2:
@@ -70,6 +70,8 @@ class AuditRunConfig:
             raise ValueError(f"--clip must be > 0, got {self.clip}")
         if not (self.noise_multiplier > 0 and math.isfinite(self.noise_multiplier)):
             raise ValueError(f"--noise-multiplier must be > 0, got {self.noise_multiplier}")
+        if self.method not in ("svd", "bias"):
+            raise ValueError(f"--method must be svd or bias, got {self.method!r}")
         if not self.seeds:
             raise ValueError("--seeds needs at least one seed")
         if self.local_epochs < 1 or not 0 < self.lr <= 1 or self.batch_size < 1 or self.l2 < 0:
@@ -374,7 +376,7 @@ def table_lines(result: dict) -> list[str]:
     cfg = result["config"]
     lines.append(
         f"{len(result['clients'])} clients ({result['private_clips']} private clips), candidates = their public "
-        f"clips, global weights: {result['global_weights']}, seeds {cfg['seeds']}, "
+        f"clips, global weights: {result['global_weights']}, attack {cfg['method']}, seeds {cfg['seeds']}, "
         f"update norm median {result['update_norm']['median']:.3g}, {result['seconds']['total']} s "
         f"(enroll {result['seconds']['enroll']} s)"
     )
@@ -402,6 +404,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
             noise_multiplier=args.noise_multiplier,
             seeds=tuple(args.seeds),
             local_epochs=args.local_epochs,
+            method=args.method,
             manifest=args.manifest or "",
             registry=getattr(args, "registry", None) or "",
         ).validate()
@@ -439,6 +442,12 @@ def add_parser(sub) -> argparse.ArgumentParser:
     a.add_argument("--clip", type=float, default=d.clip, help="L2 bound of one update (central DP clip)")
     a.add_argument("--seeds", type=_seeds, default=(0, 1, 2), help="noise/cohort draws, '0,1,2' or '0-4'")
     a.add_argument("--local-epochs", type=int, default=d.local_epochs)
+    a.add_argument(
+        "--method",
+        choices=("bias", "svd"),
+        default="bias",
+        help="single-update attack (audit.py; default bias)",
+    )
     a.add_argument("--manifest", help="training manifest (default $FEDTTS_SHARED/data/train/manifest.jsonl)")
     a.add_argument("--json", metavar="OUT", help="write the full result as JSON")
     a.add_argument("--no-progress", action="store_true")
