@@ -50,8 +50,10 @@ def test_noise_brings_the_attack_to_chance(audit):
     assert sa["accuracy"]["mean"] <= 1 / M + 1e-9
     assert sa["membership_recall"]["mean"] >= sa["membership_chance"] + 0.15  # measured 0.63 vs 0.33
     # ... and the central noise on the sum removes that too (15 sums: chance 1/3, sd of the mean ~0.05)
-    assert sadp["membership_recall"]["mean"] <= sadp["membership_chance"] + 0.25
-    assert sadp["accuracy"]["mean"] <= 2 * chance
+    # (measured 0.38 vs 0.63 without noise; z = 1e-6 on the sum gives 0.53 and fails here)
+    assert sadp["membership_recall"]["mean"] <= sadp["membership_chance"] + 0.15
+    assert sadp["membership_recall"]["mean"] <= sa["membership_recall"]["mean"] - 0.15
+    assert sadp["accuracy"]["mean"] <= 1.5 * chance
 
 
 def test_bad_input_exits_2(tmp_path, capsys):
