@@ -53,7 +53,7 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--strategy", choices=("fedavg", "fedprox", "fedadam"), default="fedavg")
     p.add_argument("--prox-mu", type=float, default=0.01, help="FedProx proximal term")
     p.add_argument("--local-epochs", type=int, default=5)
-    p.add_argument("--lr", type=float, default=0.01, help="client learning rate (Adam)")
+    p.add_argument("--lr", type=float, default=1e-3, help="client learning rate (Adam)")
     p.add_argument("--dp", choices=("central", "adaptive", "local", "off"), default="central")
     p.add_argument("--no-dp", action="store_true", help="same as --dp off")
     p.add_argument("--no-secagg", action="store_true", help="plain aggregation (server sees each update)")

@@ -118,7 +118,7 @@ def local_fit(global_arrays: list[np.ndarray], data: LocalData, cfg: dict) -> tu
     base = TunerWeights(*[np.asarray(a, np.float32) for a in global_arrays], feat_mean=mean, feat_std=std)
     fc = FitConfig(
         epochs=int(cfg.get("local-epochs", 5)),
-        lr=float(cfg.get("lr", 0.01)),
+        lr=float(cfg.get("lr", 1e-3)),
         batch_size=int(cfg.get("batch-size", 32)),
         l2=float(cfg.get("l2", 1e-3)),
         prox_mu=float(cfg.get("proximal_mu", 0.0)),
