@@ -182,7 +182,9 @@ class FedTTSStrategy(Strategy):
             avg = FitRes(kept[0][1].status, params, 1, {})
             params, _ = self.server_opt.aggregate_fit(server_round, [(kept[0][0], avg)], [])
         if params is not None:
-            self.current = parameters_to_ndarrays(params)
+            # SecAgg+ dequantises to float64: keep the global model float32 (half the bytes every round)
+            self.current = [np.asarray(a, np.float32) for a in parameters_to_ndarrays(params)]
+            params = ndarrays_to_parameters(self.current)
         return params, {k: float(v) for k, v in st.metrics.items()}
 
     def _shape_reason(self, res: FitRes) -> str | None:
