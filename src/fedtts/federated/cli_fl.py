@@ -112,7 +112,7 @@ def _cmd_deploy_superlink(args: argparse.Namespace) -> int:
     if not pki.server_cert.is_file():
         print(f"error: run `fedtts fl deploy init --dir {d}` first", file=sys.stderr)
         return 2
-    proc = start_superlink(d, pki, host=args.host, port=args.port)
+    proc = start_superlink(d, pki, host=args.host, port=args.port, env={"FLWR_HOME": str(d / "flwr_home")})
     _save_pid(d, proc)
     connect = f"{args.public_host or ('127.0.0.1' if args.host in ('0.0.0.0', '::') else args.host)}:{args.port}"
     write_flwr_home(d / "flwr_home", connect, pki.ca_cert)
@@ -142,7 +142,8 @@ def _cmd_deploy_supernode(args: argparse.Namespace) -> int:
     d = Path(args.dir)
     key = Path(args.key) if args.key else d / "keys" / args.name
     ca = Path(args.ca) if args.ca else d / "pki" / "ca.crt"
-    proc = start_supernode(d, args.name, args.superlink, ca, key, data_dir=Path(args.data_dir))
+    proc = start_supernode(d, args.name, args.superlink, ca, key, data_dir=Path(args.data_dir),
+                           env={"FLWR_HOME": str(d / "flwr_home")})
     _save_pid(d, proc)
     return 0
 
