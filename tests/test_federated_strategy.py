@@ -189,3 +189,16 @@ def test_client_dropout_raises_so_the_server_sees_no_reply():
         except SimulatedDropout:
             dropped += 1
     assert 3 <= dropped <= 17  # about half, deterministic per (seed, round, node)
+
+
+def test_flower_app_declares_every_run_config_key():
+    """`flwr run` rejects overrides of keys the app's pyproject does not declare."""
+    import tomllib
+
+    from fedtts.federated.deploy import APP_DIR
+
+    declared = tomllib.loads((APP_DIR / "pyproject.toml").read_text())["tool"]["flwr"]["app"]["config"]
+    assert set(declared) == set(FLConfig().to_run_config())
+    assert FLConfig.from_run_config(declared).secagg and FLConfig(clip=1).to_run_config()["clip"] == 1.0
+    with pytest.raises(ValueError, match="unknown run-config key"):
+        FLConfig.from_run_config({"no-such-key": 1})

@@ -100,7 +100,8 @@ class FLConfig:
         return cls(**kw).validate()
 
     def to_run_config(self) -> dict[str, bool | int | float | str]:
-        return {f.name.replace("_", "-"): getattr(self, f.name) for f in fields(self)}
+        """Hyphenated keys, values coerced to the declared types (Flower checks them against the app)."""
+        return {f.name.replace("_", "-"): _coerce(f.type, getattr(self, f.name)) for f in fields(self)}
 
     def replace(self, **kw: Any) -> FLConfig:
         return dataclasses.replace(self, **kw).validate()
