@@ -225,9 +225,9 @@ def _train_args(p: argparse.ArgumentParser) -> None:
         "--out", default=None, help="weights file (default: the shipped src/fedtts/data/tuner_v*.npz)"
     )
     p.add_argument("--plots", default="bench/out/tuner", help="directory for curves and logs")
-    p.add_argument("--epochs", type=int, default=60)
-    p.add_argument("--lr", type=float, default=0.01)
-    p.add_argument("--l2", type=float, default=1e-3)
+    p.add_argument("--epochs", type=int, default=80)
+    p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--l2", type=float, default=0.3)
     p.add_argument("--seed", type=int, default=0)
 
 

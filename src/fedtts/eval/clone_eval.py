@@ -328,7 +328,7 @@ def _plot(results: list[SpeakerResult], path: Path) -> None:
     groups = sorted({(r.method, r.lang) for r in results})
     fig, ax = plt.subplots(figsize=(max(5, 1.3 * len(groups)), 3.8))
     data = [[r.mfcc_norm for r in results if (r.method, r.lang) == g] for g in groups]
-    ax.boxplot(data, labels=[f"{m}\n{lang}" for m, lang in groups], showmeans=True)
+    ax.boxplot(data, tick_labels=[f"{m}\n{lang}" for m, lang in groups], showmeans=True)
     ax.axhline(0, color="grey", lw=0.8, ls=":")
     ax.axhline(1, color="grey", lw=0.8, ls=":")
     ax.set_ylabel("normalised similarity (MFCC, not optimised)")
