@@ -25,13 +25,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
 
-    from fedtts.voice import load_reference, resolve_reference
+    from fedtts.voice import ReferenceError, load_reference, resolve_reference
 
     shared = Path(os.environ.get("FEDTTS_SHARED", Path(__file__).resolve().parents[1].parent / "shared"))
     dev = shared / "data" / "dev"
     rows = [json.loads(x) for x in (dev / "manifest.jsonl").read_text().splitlines() if x.strip()]
     clips = [str(dev / r["path"]) for r in rows if r["role"] == "prompt"]
-    clips = clips[: args.limit or None]
+    usable = []
+    for c in clips:
+        try:
+            load_reference(c)
+            usable.append(c)
+        except ReferenceError as e:
+            print(f"skipped: {e}", file=sys.stderr)
+    clips = usable[: args.limit or None]
     if not clips:
         print(f"no prompt clips in {dev}", file=sys.stderr)
         return 2

@@ -143,6 +143,7 @@ def test_bad_requests_get_clear_4xx(client, server):
     _error(_speech(client, model="gpt-9"), 400, "unknown_model")
     err = _error(_speech(client, speed=9, colour="red"), 422)
     assert "speed" in err["message"] and "colour" in err["message"]
+    assert "pitch" in _error(_speech(client, pitch=12), 422)["message"]
     _error(client.post("/v1/audio/speech", json={"input": "x" * 601}), 400, "input_too_long")
     _error(client.post("/v1/audio/speech", json={"input": "   "}), 400, "empty_input")
     _error(_speech(client, reference_audio="not base64 !!"), 400, "invalid_audio")
@@ -252,6 +253,12 @@ def test_clone_from_reference_base64_and_upload_id(client, dev_manifest):
     a2, _ = _decode(r2.content, "wav")
     assert_speech(a2, sr, TEXT)
     assert not np.array_equal(a1, a2)  # the emotion transfer changed the voice
+    # emotion from a clip (its measured prosody) plus the pitch knob
+    r3 = _speech(client, response_format="wav", reference_audio=uid, emotion_reference=uid, pitch=-3)
+    assert r3.status_code == 200, r3.text
+    a3, _ = _decode(r3.content, "wav")
+    assert_speech(a3, sr, TEXT)
+    assert not np.array_equal(a1, a3)
     not_audio = base64.b64encode(b"this is not audio at all" * 10).decode()
     _error(_speech(client, reference_audio=not_audio), 400, "bad_reference")
 

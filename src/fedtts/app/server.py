@@ -72,6 +72,8 @@ class SpeechBody(BaseModel):
         None, description="emotion/style source: upload id, base64 audio, or a voice name"
     )
     emotion_strength: float = Field(1.0, ge=0.0, le=2.0)
+    pitch: float = Field(0.0, ge=-6.0, le=6.0, description="pitch shift in semitones")
+    expressiveness: float = Field(1.0, ge=0.25, le=3.0, description="F0 range factor")
     sample_rate: Literal[24000, 32000] = 24000
     seed: int | None = Field(None, ge=0, lt=2**32)
     phoneme: bool = Field(False, description="apply the pronunciation dictionary")
@@ -346,6 +348,8 @@ def _to_request(svc: TTSService, body: SpeechBody) -> SpeechRequest:
         emotion_reference=emo_path,
         emotion_voice=emo_voice,
         emotion_strength=body.emotion_strength,
+        pitch_st=float(body.pitch),
+        expressiveness=float(body.expressiveness),
         sample_rate=int(body.sample_rate),
         speed=float(body.speed),
         seed=body.seed,

@@ -268,6 +268,8 @@ class SpeechRequest:
     emotion_reference: Path | None = None
     emotion_voice: str | None = None  # or a voice name as the emotion source
     emotion_strength: float = 1.0
+    pitch_st: float = 0.0  # pitch shift in semitones (±6)
+    expressiveness: float = 1.0  # F0 range factor (0.25–3)
     sample_rate: int = 24000
     speed: float = 1.0
     seed: int | None = None
@@ -455,6 +457,14 @@ class TTSService:
             warnings += list(ref.warnings)
         else:
             voice = self.resolve_voice(req.voice)
+        if req.pitch_st != 0.0 or req.expressiveness != 1.0:
+            from fedtts.voice import VoiceError
+            from fedtts.voice.style import adjust_prosody
+
+            try:
+                voice = adjust_prosody(voice, float(req.pitch_st), float(req.expressiveness))
+            except VoiceError as e:
+                raise ServiceError(str(e), 400, "invalid_prosody", "pitch") from e
         if req.emotion_reference is None and not req.emotion_voice:
             return voice, warnings
         try:

@@ -115,7 +115,12 @@ def _synthesis_tab(svc: TTSService, voice_dds: list) -> None:
                         type="filepath",
                         label="Emotion / style reference (optional)",
                     )
-                    emo_strength = gr.Slider(0.0, 2.0, value=1.0, step=0.1, label="Emotion strength")
+                    with gr.Column():
+                        emo_strength = gr.Slider(0.0, 2.0, value=1.0, step=0.1, label="Emotion strength")
+                        pitch = gr.Slider(-6.0, 6.0, value=0.0, step=0.5, label="Pitch shift (semitones)")
+                        expressive = gr.Slider(
+                            0.25, 3.0, value=1.0, step=0.05, label="Expressiveness (F0 range)"
+                        )
             with gr.Row():
                 preview_btn = gr.Button("Show phonemes", elem_id="preview")
                 generate = gr.Button("Generate", variant="primary", elem_id="generate")
@@ -156,7 +161,7 @@ def _synthesis_tab(svc: TTSService, voice_dds: list) -> None:
 
     preview_btn.click(preview, [text, use_dict], phonemes)
 
-    def run(t, v, ref, rtext, sr, sd, sp, emo, emo_s, use):
+    def run(t, v, ref, rtext, sr, sd, sp, emo, emo_s, use, pitch_st=0.0, expr=1.0):
         req = SpeechRequest(
             text=t or "",
             voice=v or DEFAULT_VOICE,
@@ -164,6 +169,8 @@ def _synthesis_tab(svc: TTSService, voice_dds: list) -> None:
             reference_text=(rtext or "").strip() or None,
             emotion_reference=Path(emo) if emo else None,
             emotion_strength=float(emo_s),
+            pitch_st=float(pitch_st),
+            expressiveness=float(expr),
             sample_rate=int(sr),
             speed=float(sp),
             seed=None if sd in (None, "") else int(sd),
@@ -199,7 +206,20 @@ def _synthesis_tab(svc: TTSService, voice_dds: list) -> None:
 
     generate.click(
         run,
-        [text, voice, ref_audio, ref_text, sample_rate, seed, speed, emo_audio, emo_strength, use_dict],
+        [
+            text,
+            voice,
+            ref_audio,
+            ref_text,
+            sample_rate,
+            seed,
+            speed,
+            emo_audio,
+            emo_strength,
+            use_dict,
+            pitch,
+            expressive,
+        ],
         [stream_audio, phonemes, status, result_audio, result_file],
         concurrency_id="synthesis",
     )

@@ -10,8 +10,8 @@ Speaker similarity is reported with two measures:
 Normalised similarity = (sim(clone, other recording) − stranger) / (ceiling − stranger), where
 stranger = mean similarity of the other recording to other same-language speakers' prompts and
 ceiling = similarity of the prompt to the other recording (a second real recording). Speakers with
-a single clip (the Mandarin ones) use the two halves of the prompt as "prompt" and "other
-recording". Also: similarity to the prompt, Whisper error of the clone beside that of the real
+a single clip (the Mandarin ones) are compared with the prompt itself, and their ceiling is the
+similarity of the prompt's two halves. Also: similarity to the prompt, Whisper error of the clone beside that of the real
 recording, DNSMOS, and seconds per voice. ``evaluate_tuner`` is the fast server-side subset used
 by federated training (no ASR/MOS).
 """
@@ -132,7 +132,7 @@ def _background(n: int = 160) -> np.ndarray:
 
 
 def load_speakers(manifest: Path, langs=("en", "zh"), limit: int = 0) -> list[_Speaker]:
-    """Dev speakers with a prompt; Mandarin (single-clip) speakers get the prompt's halves."""
+    """Dev speakers with a prompt; single-clip (Mandarin) speakers are their own similarity target."""
     rows = [json.loads(x) for x in Path(manifest).read_text(encoding="utf-8").splitlines() if x.strip()]
     by: dict[str, list[dict]] = {}
     for r in rows:
@@ -155,9 +155,8 @@ def load_speakers(manifest: Path, langs=("en", "zh"), limit: int = 0) -> list[_S
             o = others[0]
             other = _load(str(root / o["path"]))
             text, checked = o["text"], o.get("text_source") in ("gt", "gt_split")
-        else:  # one clip: its halves stand in for prompt and second recording
-            half = len(audio) // 2
-            audio, other = audio[:half], audio[half:]
+        else:  # one clip: the prompt is also the similarity target; its halves give the ceiling
+            other = audio
             own = prompt.get("text") or ""
             text = next((t for t in zh_texts if t != own), own) if lang == "zh" else own
             checked = False
@@ -215,10 +214,20 @@ def _score(
         same_lang = [t for t in speakers if t.lang == s.lang and t.name != s.name]
         m_str = float(np.mean([signature_similarity(s.sig_other, t.sig_prompt, bg) for t in same_lang]))
         g_str = float(np.mean([float(s.emb_other @ t.emb_prompt) for t in same_lang]))
-        m_ceil = signature_similarity(s.sig_prompt, s.sig_other, bg)
-        g_ceil = float(s.emb_prompt @ s.emb_other)
+        if s.other is s.prompt:  # single clip: a second recording is approximated by its halves
+            h = len(s.prompt) // 2
+            a, b = s.prompt[:h], s.prompt[h:]
+            m_ceil = signature_similarity(mfcc_signature(a, SR), mfcc_signature(b, SR), bg)
+            g_ceil = float(embed(a, SR) @ embed(b, SR))
+        else:
+            m_ceil = signature_similarity(s.sig_prompt, s.sig_other, bg)
+            g_ceil = float(s.emb_prompt @ s.emb_other)
         t0 = time.perf_counter()
-        voice = clone(s)
+        try:
+            voice = clone(s)
+        except ValueError as e:  # an unusable prompt (e.g. < 2 s of speech) is reported, not fatal
+            log.warning("clone eval: skipping %s: %s", s.name, e)
+            continue
         secs = time.perf_counter() - t0
         audio = synth.synthesize(_speakable(s.text, s.lang), voice).audio
         sig = mfcc_signature(audio, SR)
