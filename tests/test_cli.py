@@ -67,6 +67,23 @@ def test_bad_suffix_and_bad_options(capsys, tmp_path):
     assert_clean_error(err, "speed")
 
 
+def test_voice_shaping_options_are_checked(capsys, tmp_path):
+    out = str(tmp_path / "x.wav")
+    code, _, err = run(capsys, "say", "hello", "--emotion-strength", "0.5", "--out", out)
+    assert code == 2
+    assert_clean_error(err, "--emotion-ref")
+    code, _, err = run(capsys, "say", "hello", "--refine", "3", "--out", out)
+    assert code == 2
+    assert_clean_error(err, "--refine needs --ref")
+    code, _, err = run(capsys, "say", "hello", "--pitch", "12", "--out", out)
+    assert code == 2
+    assert_clean_error(err, "semitones")
+    code, _, err = run(capsys, "say", "hello", "--emotion-ref", "no_such_voice", "--out", out)
+    assert code == 2
+    assert_clean_error(err, "unknown voice 'no_such_voice'")
+    assert not (tmp_path / "x.wav").exists()
+
+
 def test_missing_and_corrupt_reference(capsys, tmp_path):
     code, _, err = run(
         capsys, "say", "hello", "--ref", str(tmp_path / "gone.wav"), "--out", str(tmp_path / "o.wav")
