@@ -2,8 +2,9 @@
 
 Why a separate module: `audit.py` is the attack maths (numpy, tested on synthetic data); this module
 builds what a real federation would produce — one client per training speaker of the shared manifest,
-its private enrollment (`enroll_speaker` on its own clips), its update from the global tuner exactly as
-the Flower client computes it (`client_app.local_fit`) — and what the attacker holds: one public
+its private enrollment (`enroll_speaker` on its own clips), its update of the whole tuner from the global
+weights (the full 5-map exchange; the federation now sends only FEDERATED arrays, not re-audited here)
+— and what the attacker holds: one public
 recording per candidate speaker. Enrollments are cached under `cache_dir()/audit` so reruns are fast.
 """
 
@@ -225,7 +226,7 @@ def global_weights(registry: str = "") -> tuple[object, str]:
 
         root = data_dir() / "federated" / "models"
     if (root / "index.json").is_file():
-        from fedtts.federated.server_app import weights_from_version
+        from fedtts.federated.model import weights_from_version
         from fedtts.federated.versions import VersionRegistry
 
         reg = VersionRegistry(root)
@@ -245,26 +246,23 @@ def global_weights(registry: str = "") -> tuple[object, str]:
 def client_updates(
     weights: object, clients: list[AuditClient], cfg: AuditRunConfig
 ) -> list[list[np.ndarray]]:
-    """Each client's update = `local_fit` (the Flower client's own step) minus the global weights."""
-    from fedtts.federated.client_app import LocalData, local_fit
-    from fedtts.voice.tuner import TunerWeights
+    """Each client's update of the *whole* tuner (all 5 maps) from the global weights.
 
-    g = [np.asarray(getattr(weights, k), np.float32) for k in TunerWeights.TRAINABLE]
-    stats = np.concatenate([weights.feat_mean, weights.feat_std]).astype(np.float32).tobytes()  # type: ignore[attr-defined]
-    fit_cfg = {  # the keys server_app.fit_config sends (FedAvg: no proximal term)
-        "local-epochs": cfg.local_epochs,
-        "lr": cfg.lr,
-        "batch-size": cfg.batch_size,
-        "l2": cfg.l2,
-        "seed": 0,
-        "feat-stats": stats,
-    }
+    Note: since the federation exchanges only `TunerWeights.FEDERATED` (b_t, w_p, b_p), this audits the
+    earlier full-tuner exchange (the attack reads the w_t/w_c rows); the FEDERATED-only exchange is not
+    re-measured here. Same local step as `client_app.local_fit` otherwise (FitConfig keys and defaults).
+    """
+    from fedtts.voice.tuner import TunerWeights
+    from fedtts.voice.tuner_train import FitConfig, fit_tuner
+
+    fc = FitConfig(epochs=cfg.local_epochs, lr=cfg.lr, batch_size=cfg.batch_size, l2=cfg.l2, seed=0,
+                   trainable=TunerWeights.TRAINABLE).validate()
     out = []
     for c in clients:
-        arrays, _ = local_fit(g, LocalData(c.label, c.features, c.style), fit_cfg)
-        out.append(
-            [np.asarray(a, np.float64) - np.asarray(b, np.float64) for a, b in zip(arrays, g, strict=True)]
-        )
+        targets = np.repeat(np.asarray(c.style, np.float32)[None], len(c.features), axis=0)
+        new, _ = fit_tuner(weights, c.features, targets, fc)  # type: ignore[arg-type]
+        out.append([np.asarray(getattr(new, k), np.float64) - np.asarray(getattr(weights, k), np.float64)
+                    for k in TunerWeights.TRAINABLE])
     return out
 
 

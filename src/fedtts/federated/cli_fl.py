@@ -29,6 +29,8 @@ def _cfg_from_args(args: argparse.Namespace, **extra):
         min_fit_clients=args.min_fit_clients,
         strategy=args.strategy,
         prox_mu=args.prox_mu,
+        server_lr=args.server_lr,
+        init_model=args.init_model,
         local_epochs=args.local_epochs,
         lr=args.lr,
         dp=dp,
@@ -52,6 +54,8 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dropout", type=float, default=0.0, help="probability a sampled client drops mid-round")
     p.add_argument("--strategy", choices=("fedavg", "fedprox", "fedadam"), default="fedavg")
     p.add_argument("--prox-mu", type=float, default=0.01, help="FedProx proximal term")
+    p.add_argument("--server-lr", type=float, default=0.05, help="FedAdam server learning rate (eta)")
+    p.add_argument("--init-model", default="", help="start model .npz (default: shipped tuner_v0_synthetic.npz)")
     p.add_argument("--local-epochs", type=int, default=5)
     p.add_argument("--lr", type=float, default=1e-3, help="client learning rate (Adam)")
     p.add_argument("--dp", choices=("central", "adaptive", "local", "off"), default="central")

@@ -38,7 +38,7 @@ from flwr.compat.common import recorddict_compat as compat
 
 from fedtts.federated.data import node_clips
 
-__all__ = ["app", "LocalData", "local_fit", "privacy_mod", "load_enrollment", "SimulatedDropout"]
+__all__ = ["app", "LocalData", "local_fit", "start_model", "privacy_mod", "load_enrollment", "SimulatedDropout"]
 
 log = logging.getLogger(__name__)
 
@@ -103,19 +103,41 @@ def load_enrollment(context: Context) -> tuple[LocalData, float]:
     return LocalData(label, feats, style), spent
 
 
-def _stats(cfg: dict) -> tuple[np.ndarray, np.ndarray]:
-    raw = np.frombuffer(cfg["feat-stats"], dtype=np.float32)
-    mean, std = raw.reshape(2, -1)
-    return mean.copy(), std.copy()
+def start_model(cfg: dict):
+    """The run's start model as this device loads it, checked against the server's `start-sha256`.
+
+    The frozen arrays (w_t, w_c, feature statistics) never travel: the device loads them from its own
+    copy of the start model (`start-model` path, "" = the shipped `tuner_v0_synthetic.npz`) and refuses
+    to train when their digest is not the one the server federates.
+    """
+    from fedtts.federated.model import StartModelMismatch, frozen_digest, load_start_model
+
+    path = str(cfg.get("start-model", ""))
+    expected = str(cfg.get("start-sha256", ""))
+    w = load_start_model(path)
+    got = frozen_digest(w)
+    if not expected or got != expected:
+        raise StartModelMismatch(
+            f"start model {path or 'tuner_v0_synthetic.npz'} has frozen-array sha256 {got[:12]}, "
+            f"the server federates {expected[:12] or '(none sent)'}: refusing to train"
+        )
+    return w
 
 
-def local_fit(global_arrays: list[np.ndarray], data: LocalData, cfg: dict) -> tuple[list[np.ndarray], dict]:
-    """The local step: `fit_tuner` from the global weights on the node's own pair (FedProx if mu > 0)."""
+def local_fit(
+    global_arrays: list[np.ndarray], data: LocalData, cfg: dict, start=None
+) -> tuple[list[np.ndarray], dict]:
+    """The local step: `fit_tuner` of the FEDERATED arrays from the global ones (FedProx if mu > 0).
+
+    `global_arrays` are the round's `TunerWeights.FEDERATED` arrays; the rest of the tuner comes from
+    `start` (default: `start_model(cfg)`, hash-checked). Returns the new FEDERATED arrays.
+    """
+    from fedtts.federated.model import federated_arrays, merge_federated
     from fedtts.voice.tuner import TunerWeights
     from fedtts.voice.tuner_train import FitConfig, fit_tuner, tuner_loss
 
-    mean, std = _stats(cfg)
-    base = TunerWeights(*[np.asarray(a, np.float32) for a in global_arrays], feat_mean=mean, feat_std=std)
+    frozen = start if start is not None else start_model(cfg)
+    base = merge_federated(frozen, list(global_arrays))
     fc = FitConfig(
         epochs=int(cfg.get("local-epochs", 5)),
         lr=float(cfg.get("lr", 1e-3)),
@@ -123,10 +145,11 @@ def local_fit(global_arrays: list[np.ndarray], data: LocalData, cfg: dict) -> tu
         l2=float(cfg.get("l2", 1e-3)),
         prox_mu=float(cfg.get("proximal_mu", 0.0)),
         seed=int(cfg.get("seed", 0)),
+        trainable=TunerWeights.FEDERATED,
     ).validate()
     start_loss = tuner_loss(base, data.features, data.targets)
     new, curve = fit_tuner(base, data.features, data.targets, fc)
-    arrays = [np.asarray(getattr(new, k), np.float32) for k in TunerWeights.TRAINABLE]
+    arrays = federated_arrays(new)
     return arrays, {"start_loss": float(start_loss), "train_loss": float(curve[-1]) if curve else start_loss}
 
 

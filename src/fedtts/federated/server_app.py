@@ -13,6 +13,7 @@ the registry's current version, continuing round numbers and the privacy spent.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -30,6 +31,14 @@ from flwr.server.workflow.default_workflows import default_fit_workflow
 from flwr.serverapp import Grid, ServerApp
 
 from fedtts.federated.config import FLConfig
+from fedtts.federated.model import (
+    federated_arrays,
+    frozen_digest,
+    load_start_model,
+    merge_federated,
+    version_named,
+    weights_from_version,
+)
 from fedtts.federated.privacy import AccountantConfig, PrivacyAccountant
 from fedtts.federated.report import RunLog, plot_rounds, summary_table
 from fedtts.federated.strategy import FedTTSStrategy, build_strategy, expected_cohort
@@ -41,7 +50,6 @@ __all__ = [
     "run_server",
     "CountingGrid",
     "start_weights",
-    "version_arrays",
     "weights_from_version",
     "registry_for",
     "RunResult",
@@ -53,33 +61,16 @@ log = logging.getLogger(__name__)
 # ------------------------------------------------------------------ weights ↔ version files
 def start_weights(cfg: FLConfig):
     """The FL start point: `init-model`, else the shipped synthetic-data tuner, else the zero tuner."""
-    import importlib.resources as resources
-
-    from fedtts.voice.tuner import TunerWeights
-
-    if cfg.init_model:
-        return TunerWeights.load(Path(cfg.init_model))
-    shipped = Path(str(resources.files("fedtts.data") / "tuner_v0_synthetic.npz"))
-    if shipped.is_file():
-        return TunerWeights.load(shipped)
-    log.warning("tuner_v0_synthetic.npz not shipped yet: starting from TunerWeights.init()")
-    return TunerWeights.init()
+    return load_start_model(cfg.init_model)
 
 
-def version_arrays(w) -> list[np.ndarray]:
-    """A version file holds the 5 trainable arrays + feat_mean + feat_std (a complete tuner)."""
-    from fedtts.voice.tuner import TunerWeights
-
-    keys = (*TunerWeights.TRAINABLE, "feat_mean", "feat_std")
-    return [np.asarray(getattr(w, k), np.float32) for k in keys]
-
-
-def weights_from_version(arrays: list[np.ndarray], version: str = "fl"):
-    from fedtts.voice.tuner import TunerWeights
-
-    if len(arrays) != 7:
-        raise ValueError(f"version file has {len(arrays)} arrays, expected 7 (5 trainable + feature stats)")
-    return TunerWeights(*[np.asarray(a, np.float32) for a in arrays], version=version)
+def _tuner_info(w, **extra: Any) -> str:
+    try:
+        info = json.loads(w.info)
+    except (ValueError, TypeError):
+        info = {}
+    info = info if isinstance(info, dict) else {}
+    return json.dumps({**info, **extra}, default=str)
 
 
 def registry_for(cfg: FLConfig) -> VersionRegistry:
@@ -226,11 +217,13 @@ class RoundRecorder:
         }
         row["bytes_total"] = row["bytes_down"] + row["bytes_up"]
         if changed:
-            weights = replace(self.base, **dict(zip(self._keys(), after, strict=True)))
+            num = self.registry.next_version()
+            weights = merge_federated(self.base, after, version=f"fl-v{num}")
+            weights.info = _tuner_info(self.base, fl_round=self.global_round, fl_epsilon=eps, fl_delta=delta)
             if self.cfg.eval_every and self.global_round % self.cfg.eval_every == 0:
                 row.update(_evaluate(weights, self.cfg.eval_limit))
             meta = {k: row[k] for k in row if k not in ("reject_reasons",)}
-            mv = self.registry.save(version_arrays(weights), meta, epsilon=eps, delta=delta)
+            mv = self.registry.save(version_named(weights), meta, epsilon=eps, delta=delta)
             row["version"], row["parent"] = mv.version, mv.parent
         else:
             row["version"] = self.registry.current()
@@ -240,12 +233,6 @@ class RoundRecorder:
         if self.bar is not None:
             self.bar.set_postfix(ok=f"{st.accepted}/{st.sampled}", eps=_f(eps), sim=_f(row.get("similarity")))
             self.bar.update(1)
-
-    @staticmethod
-    def _keys() -> tuple[str, ...]:
-        from fedtts.voice.tuner import TunerWeights
-
-        return TunerWeights.TRAINABLE
 
     @staticmethod
     def _params(context: Context) -> list[np.ndarray]:
@@ -283,16 +270,25 @@ def run_server(grid: Grid, context: Context, cfg: FLConfig) -> RunResult:
     out_dir = Path(cfg.out_dir) if cfg.out_dir else registry.root.parent
     runlog = RunLog(out_dir / "fl_metrics.json", cfg.to_run_config())
     plot_path = out_dir / "fl_rounds.png"
+    w0 = start_weights(cfg)
+    start_sha = frozen_digest(w0)
     if registry.current() is None:
-        w0 = start_weights(cfg)
-        row: dict[str, Any] = {"round": 0, "source": str(w0.version), "epsilon": 0.0, "dp_rounds": 0}
+        row: dict[str, Any] = {"round": 0, "source": str(w0.version), "epsilon": 0.0, "dp_rounds": 0,
+                               "start_model": cfg.init_model or "tuner_v0_synthetic.npz", "start_sha256": start_sha}
         if cfg.eval_every:
             row.update(_evaluate(w0, cfg.eval_limit))
-        mv = registry.save(version_arrays(w0), row, epsilon=0.0, delta=None)
+        num = registry.next_version()
+        first = replace(w0, version=f"fl-v{num}", info=_tuner_info(w0, fl_round=0, fl_source=str(w0.version)))
+        mv = registry.save(version_named(first), row, epsilon=0.0, delta=None)
         row["version"] = mv.version
         runlog.add(row)
     mv, arrays = registry.load()
     base = weights_from_version(arrays, version=f"fl-v{mv.version}")
+    if frozen_digest(base) != start_sha:
+        raise RuntimeError(
+            f"registry {registry.root} v{mv.version} was not federated from this start model "
+            f"({cfg.init_model or 'tuner_v0_synthetic.npz'}): its frozen arrays (w_t, w_c, feature stats) differ"
+        )
     round_offset = int(mv.metrics.get("round", 0))
     dp_rounds = int(mv.metrics.get("dp_rounds", 0))
     log.info("resuming from registry v%s (round %s, %s DP rounds spent)", mv.version, round_offset, dp_rounds)
@@ -308,8 +304,7 @@ def run_server(grid: Grid, context: Context, cfg: FLConfig) -> RunResult:
         accountant = PrivacyAccountant(AccountantConfig(cfg.noise_multiplier, m / population, population))
         accountant.rounds = dp_rounds
 
-    trainable = version_arrays(base)[:5]
-    stats_bytes = np.concatenate([base.feat_mean, base.feat_std]).astype(np.float32).tobytes()
+    trainable = federated_arrays(base)  # only these travel; the frozen rest is the start model's
     recorder_ref: list[RoundRecorder] = []
 
     def fit_config(server_round: int) -> dict[str, Any]:
@@ -327,7 +322,8 @@ def run_server(grid: Grid, context: Context, cfg: FLConfig) -> RunResult:
             "local-epsilon": cfg.local_epsilon,
             "local-delta": cfg.local_delta,
             "uniform-weight": cfg.dp != "off",
-            "feat-stats": stats_bytes,
+            "start-model": cfg.init_model,  # "" = the shipped tuner_v0_synthetic.npz
+            "start-sha256": start_sha,  # clients refuse a start model whose frozen arrays differ
         }
 
     strategy = build_strategy(cfg, trainable, population, fit_config)

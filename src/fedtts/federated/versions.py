@@ -34,9 +34,15 @@ class ModelVersion:
     delta: float | None = None
 
 
-def _pack(weights: list[np.ndarray]) -> bytes:
+Arrays = list[np.ndarray] | dict[str, np.ndarray]
+
+
+def _pack(weights: Arrays) -> bytes:
     buf = io.BytesIO()
-    np.savez(buf, *[np.asarray(w) for w in weights])
+    if isinstance(weights, dict):  # named (a tuner version: the keys TunerWeights.save writes)
+        np.savez(buf, **{k: np.asarray(v) for k, v in weights.items()})
+    else:
+        np.savez(buf, *[np.asarray(w) for w in weights])
     return buf.getvalue()
 
 
@@ -67,9 +73,13 @@ class VersionRegistry:
     def current(self) -> int | None:
         return self._load()["current"]
 
+    def next_version(self) -> int:
+        """The number the next `save` will get."""
+        return 1 + max((v["version"] for v in self._load()["versions"]), default=0)
+
     def save(
         self,
-        weights: list[np.ndarray],
+        weights: Arrays,
         metrics: dict | None = None,
         epsilon: float | None = None,
         delta: float | None = None,
@@ -92,19 +102,27 @@ class VersionRegistry:
         self._save(data)
         return mv
 
-    def load(self, version: int | None = None) -> tuple[ModelVersion, list[np.ndarray]]:
-        """Weights of `version` (default current), hash-checked."""
+    def load(self, version: int | None = None) -> tuple[ModelVersion, Arrays]:
+        """Weights of `version` (default current), hash-checked: a list if saved as a list, else a dict."""
         data = self._load()
         num = data["current"] if version is None else version
         rows = [v for v in data["versions"] if v["version"] == num]
         if num is None or not rows:
             raise VersionError(f"{self.root}: no version {num!r}")
         mv = ModelVersion(**rows[0])
-        blob = (self.root / f"v{num}.npz").read_bytes()
+        try:
+            blob = (self.root / f"v{num}.npz").read_bytes()
+        except OSError as e:
+            raise VersionError(f"{self.root}/v{num}.npz: missing ({e})") from e
         if hashlib.sha256(blob).hexdigest() != mv.sha256:
             raise VersionError(f"{self.root}/v{num}.npz: sha256 mismatch (corrupt file)")
-        with np.load(io.BytesIO(blob)) as z:
-            return mv, [z[f"arr_{i}"] for i in range(len(z.files))]
+        try:
+            with np.load(io.BytesIO(blob), allow_pickle=False) as z:
+                if all(f"arr_{i}" in z.files for i in range(len(z.files))):
+                    return mv, [z[f"arr_{i}"] for i in range(len(z.files))]
+                return mv, {k: z[k] for k in z.files}
+        except (OSError, ValueError) as e:
+            raise VersionError(f"{self.root}/v{num}.npz: unreadable ({e})") from e
 
     def rollback(self, version: int) -> ModelVersion:
         """Make `version` current again (later versions stay listed)."""
