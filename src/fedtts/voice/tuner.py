@@ -11,6 +11,11 @@ same weight list):
 ê and p̂ are the standardised embedding / prosody (fixed statistics shipped with the weights).
 The style is finally clamped to ``clamp`` prior standard deviations around the stock-pack mean so
 an unusual reference cannot push Kokoro into noise. Weights: ``fedtts/data/tuner_v*.npz``.
+
+Which weights cloning uses (:func:`default_tuner`): ``$FEDTTS_TUNER`` (a weights file), else the
+current version of the federated registry (``data_dir()/federated/models``, so ``fedtts fl rollback``
+changes it), else the shipped ``tuner_v1.npz``. A broken installed version logs a warning and falls
+back to the shipped weights.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import functools
 import importlib.resources as resources
 import json
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -202,13 +208,62 @@ class VoiceTuner:
             return {}
 
 
-def tuner_available() -> bool:
-    return _weights_path().is_file()
+def _installed_source() -> tuple[str, str, int]:
+    """(kind, path, stamp) of the weights cloning should use; the stamp changes when they do."""
+    env = os.environ.get("FEDTTS_TUNER")
+    if env:
+        p = Path(env)
+        return "env", str(p), p.stat().st_mtime_ns if p.is_file() else -1
+    from fedtts.engine.assets import data_dir
+
+    index = data_dir() / "federated" / "models" / "index.json"
+    if index.is_file():
+        return "registry", str(index.parent), index.stat().st_mtime_ns
+    return "shipped", str(_weights_path()), 0
 
 
-@functools.lru_cache(maxsize=1)
-def default_tuner() -> VoiceTuner:
+def _load_installed(kind: str, path: str) -> TunerWeights | None:
+    """Weights of $FEDTTS_TUNER or the registry's current version (None: no current version)."""
+    if kind == "env":
+        return TunerWeights.load(Path(path))
+    from fedtts.federated.model import weights_from_version
+    from fedtts.federated.versions import VersionRegistry
+
+    reg = VersionRegistry(Path(path))
+    if reg.current() is None:
+        return None
+    mv, arrays = reg.load()
+    w = weights_from_version(arrays)
+    if not str(w.version).startswith("fl-"):
+        w.version = f"fl-v{mv.version}"
+    return w
+
+
+@functools.lru_cache(maxsize=2)
+def _tuner_for(source: tuple[str, str, int]) -> VoiceTuner:
+    kind, path, _ = source
+    if kind != "shipped":
+        try:
+            w = _load_installed(kind, path)
+            if w is not None:
+                log.info("voice tuner: using %s weights %s (%s)", kind, w.version, path)
+                return VoiceTuner(w)
+        except Exception as e:  # noqa: BLE001 - any broken install must not break cloning
+            log.warning("voice tuner: %s weights at %s unusable (%s); using shipped %s", kind, path, e, WEIGHTS_FILE)
+    log.info("voice tuner: using shipped %s", WEIGHTS_FILE)
     return VoiceTuner()
+
+
+def tuner_available() -> bool:
+    return _weights_path().is_file() or _installed_source()[0] != "shipped"
+
+
+def default_tuner() -> VoiceTuner:
+    """The tuner cloning uses: $FEDTTS_TUNER, else the federated registry's current version, else shipped."""
+    return _tuner_for(_installed_source())
+
+
+default_tuner.cache_clear = _tuner_for.cache_clear  # type: ignore[attr-defined]
 
 
 def _tuner_resolver(ref: Reference) -> Voice:
