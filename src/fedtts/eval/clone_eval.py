@@ -212,6 +212,7 @@ def _score(
     results = []
     for s in tqdm(speakers, desc=f"clone eval [{method}]", disable=not progress):
         same_lang = [t for t in speakers if t.lang == s.lang and t.name != s.name]
+        same_lang = same_lang or [t for t in speakers if t.name != s.name] or [s]
         m_str = float(np.mean([signature_similarity(s.sig_other, t.sig_prompt, bg) for t in same_lang]))
         g_str = float(np.mean([float(s.emb_other @ t.emb_prompt) for t in same_lang]))
         if s.other is s.prompt:  # single clip: a second recording is approximated by its halves
