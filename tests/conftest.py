@@ -14,6 +14,14 @@ DEV = SHARED / "data" / "dev"
 TRAIN = SHARED / "data" / "train"
 
 
+def pytest_configure(config) -> None:
+    """User data (voice profiles, federated registry, enrollment caches) goes to a fresh folder, so a
+    developer's own voices or model versions neither change test results nor get written by tests."""
+    import tempfile
+
+    os.environ["FEDTTS_DATA_DIR"] = tempfile.mkdtemp(prefix="fedtts-test-data-")
+
+
 def _manifest(root: Path) -> list[dict]:
     path = root / "manifest.jsonl"
     if not path.is_file():
