@@ -242,6 +242,7 @@ def calibrate_knobs_torch(out: Path | None = None) -> dict:
 # energy_std_db, pause_ratio. Emotion moves range, rate, energy dynamics and pauses; level is held.
 EMOTION_DIMS = (1, 3, 4, 5)
 LEVEL_DIM = 0
+RANGE_DIM = 1
 
 
 @functools.lru_cache(maxsize=1)
@@ -266,31 +267,37 @@ def prosody_map() -> dict[str, np.ndarray]:
     return {"c": coef[0], "w": coef[1:], "r2": r2, "mean": k["mean"], "std": k["std"]}
 
 
-def transfer_emotion(
-    voice: Voice, target_prosody: np.ndarray, strength: float = 1.0, max_step: float = 4.0
-) -> Voice:
-    """Move the voice's prosody half so its predicted range, rate, energy dynamics and pauses go
-    ``strength`` of the way to ``target_prosody`` (an emotion reference's measured prosody, [6]),
-    by the minimum-norm step of :func:`prosody_map`; F0 level is held (the speaker keeps their height).
+def transfer_emotion(voice: Voice, target_prosody: np.ndarray, strength: float = 1.0, max_step: float = 4.0) -> Voice:
+    """Move the voice ``strength`` of the way toward an emotion reference's measured prosody ([6]).
+
+    F0 range goes through the validated expressiveness knob (factor 1 + α·(target/current − 1),
+    current from :func:`prosody_map`); speaking rate, energy dynamics and pauses through the
+    minimum-norm step of :func:`prosody_map`, with the F0 level held so the speaker keeps their
+    voice height. The timbre half is untouched.
     """
     a = float(strength)
     if not np.isfinite(a) or not 0.0 <= a <= MAX_STRENGTH:
         raise VoiceError(f"emotion strength must be between 0 and {MAX_STRENGTH}, got {strength}")
+    target = np.asarray(target_prosody, np.float64)
     m = prosody_map()
     z = (voice.pack[100, PROSODY] - m["mean"]) / m["std"]
     current = m["c"] + z @ m["w"]
-    dims = (LEVEL_DIM, *EMOTION_DIMS)
-    gap = np.asarray(target_prosody, np.float64)[list(dims)] - current[list(dims)]
+    dims = [LEVEL_DIM, *(d for d in EMOTION_DIMS if d != RANGE_DIM)]
+    gap = target[dims] - current[dims]
     gap[0] = 0.0  # hold F0 level
-    w = m["w"][:, list(dims)]  # [128, d]
+    w = m["w"][:, dims]  # [128, d]
     dz = w @ np.linalg.solve(w.T @ w + 1e-2 * np.eye(len(dims)), gap)
     norm = float(np.linalg.norm(dz)) / np.sqrt(len(dz))
     if norm > max_step:  # an unreachable target: go as far as stays clean
         dz *= max_step / norm
     pack = voice.pack.copy()
     pack[:, PROSODY] += (a * dz * m["std"]).astype(np.float32)[None]
-    meta = {**voice.meta, "emotion": "reference", "strength": a}
-    return Voice(name=f"{voice.name}+emotion@{a:g}", pack=pack, meta=meta)
+    ratio = float(target[RANGE_DIM]) / max(float(current[RANGE_DIM]), 1.0)
+    expr = float(np.clip(1.0 + a * (ratio - 1.0), 0.25, 3.0))
+    out = adjust_prosody(Voice(name=voice.name, pack=pack, meta=dict(voice.meta)), 0.0, expr)
+    out.meta.update({"emotion": "reference", "strength": a, "expressiveness": expr})
+    out.name = f"{voice.name}+emotion@{a:g}"
+    return out
 
 
 def emotion_from_reference(voice: Voice, reference, strength: float = 1.0) -> Voice:
