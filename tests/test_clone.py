@@ -129,6 +129,7 @@ def test_clone_eval_reports_normalised_similarity(dev_manifest, tmp_path, repo_r
         ex = r["extra"]
         assert ex["mfcc_ceiling"] > ex["mfcc_stranger"]  # a second real recording beats a stranger
         assert np.isfinite(r["mfcc_norm"]) and -1.5 < r["ge2e"] <= 1
+        assert r["ge2e_norm"] is None or np.isfinite(r["ge2e_norm"])
     assert (tmp_path / "o" / "clone_report.json").is_file() and (
         tmp_path / "o" / "clone_similarity.png"
     ).is_file()

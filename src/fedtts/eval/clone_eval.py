@@ -87,10 +87,10 @@ class SpeakerResult:
     lang: str
     method: str
     mfcc: float  # similarity of the clone to the other recording (independent measure)
-    mfcc_norm: float
+    mfcc_norm: float | None
     mfcc_prompt: float
     ge2e: float
-    ge2e_norm: float
+    ge2e_norm: float | None
     seconds: float  # cloning time for this voice
     asr_err: float | None = None
     asr_err_real: float | None = None
@@ -158,7 +158,8 @@ def load_speakers(manifest: Path, langs=("en", "zh"), limit: int = 0) -> list[_S
         else:  # one clip: the prompt is also the similarity target; its halves give the ceiling
             other = audio
             own = prompt.get("text") or ""
-            text = next((t for t in zh_texts if t != own), own) if lang == "zh" else own
+            others_t = [t for t in zh_texts if t != own]  # another speaker's sentence, a different one each
+            text = others_t[len(out) % len(others_t)] if lang == "zh" and others_t else own
             checked = False
         if not text:
             continue
@@ -176,8 +177,9 @@ def _prepare(speakers: list[_Speaker]) -> None:
             s.emb_prompt, s.emb_other = embed(s.prompt, SR), embed(s.other, SR)
 
 
-def _norm(sim: float, stranger: float, ceiling: float) -> float:
-    return (sim - stranger) / max(ceiling - stranger, 1e-6)
+def _norm(sim: float, stranger: float, ceiling: float) -> float | None:
+    """None when the ceiling is not clearly above the stranger level (the scale is undefined)."""
+    return (sim - stranger) / (ceiling - stranger) if ceiling - stranger >= 0.02 else None
 
 
 def _cloner(method: str, refine_steps: int) -> Callable:
@@ -295,9 +297,9 @@ def evaluate_tuner(weights, limit: int | None = None) -> dict[str, float]:
 
     res = _score(speakers, clone, "tuner", _synth())
     return {
-        "similarity": float(np.mean([r.mfcc_norm for r in res])),
+        "similarity": float(np.mean([r.mfcc_norm for r in res if r.mfcc_norm is not None])),
         "ge2e": float(np.mean([r.ge2e for r in res])),
-        "ge2e_norm": float(np.mean([r.ge2e_norm for r in res])),
+        "ge2e_norm": float(np.mean([r.ge2e_norm for r in res if r.ge2e_norm is not None])),
         "speakers": float(len(res)),
     }
 
@@ -315,7 +317,9 @@ def _summary(results: list[SpeakerResult]) -> dict:
         out[f"{method}/{lang}"] = {
             "speakers": len(rs),
             "mfcc_norm": mean("mfcc_norm"),
-            "mfcc_norm_median": float(np.median([r.mfcc_norm for r in rs])),
+            "mfcc_norm_median": float(
+                np.median([r.mfcc_norm for r in rs if r.mfcc_norm is not None] or [np.nan])
+            ),
             "mfcc": mean("mfcc"),
             "mfcc_prompt": mean("mfcc_prompt"),
             "ge2e_norm (optimised)": mean("ge2e_norm"),
@@ -337,7 +341,9 @@ def _plot(results: list[SpeakerResult], path: Path) -> None:
 
     groups = sorted({(r.method, r.lang) for r in results})
     fig, ax = plt.subplots(figsize=(max(5, 1.3 * len(groups)), 3.8))
-    data = [[r.mfcc_norm for r in results if (r.method, r.lang) == g] for g in groups]
+    data = [
+        [r.mfcc_norm for r in results if (r.method, r.lang) == g and r.mfcc_norm is not None] for g in groups
+    ]
     ax.boxplot(data, tick_labels=[f"{m}\n{lang}" for m, lang in groups], showmeans=True)
     ax.axhline(0, color="grey", lw=0.8, ls=":")
     ax.axhline(1, color="grey", lw=0.8, ls=":")
