@@ -1,0 +1,170 @@
+"""Acceptance experiment of issue 4: `fedtts fl simulate` with DP + SecAgg+ vs. plain, several seeds.
+
+Each run: 50 clients (one training speaker each), 20 % sampled per round, 10 % dropping mid-round,
+start model tuner_v0_synthetic.npz, server-side `evaluate_tuner(limit=None)` (all held-back dev
+speakers) at round 0 and after the last round. Runs one simulation at a time (2 shared cores).
+
+    python bench/fl_acceptance.py --rounds 15 --seeds 0,1,2 --noise-multiplier 1.0 --clip 0.3
+
+Writes bench/out/fl_acceptance/{results.json, acceptance.png, <mode>_s<seed>/fl_metrics.json + fl_rounds.png}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+MODES = {"dp_secagg": [], "plain": ["--no-dp", "--no-secagg"]}
+
+
+def run_one(mode: str, seed: int, args: argparse.Namespace, work: Path, out: Path) -> dict:
+    run_dir = work / f"{mode}_s{seed}"
+    if run_dir.exists():
+        shutil.rmtree(run_dir)
+    cmd = [
+        sys.executable, "-m", "fedtts.app.cli", "fl", "simulate",
+        "--clients", str(args.clients), "--rounds", str(args.rounds), "--fraction", "0.2",
+        "--dropout", "0.1", "--seed", str(seed), "--eval-every", str(args.rounds), "--eval-limit", "0",
+        "--noise-multiplier", str(args.noise_multiplier), "--clip", str(args.clip),
+        "--lr", str(args.lr), "--local-epochs", str(args.local_epochs), "--strategy", args.strategy,
+        "--server-lr", str(args.server_lr), "--no-progress", "--out", str(run_dir), *MODES[mode],
+    ]
+    # one BLAS thread from process start: a multi-threaded OpenBLAS in the simulation's server process
+    # once spun forever in a server-side evaluation (seen with another job on the other core)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=args.run_timeout)
+    wall = time.perf_counter() - t0
+    (out / f"{mode}_s{seed}").mkdir(parents=True, exist_ok=True)
+    (out / f"{mode}_s{seed}" / "stdout.txt").write_text(proc.stdout[-8000:] + "\n--- stderr ---\n" + proc.stderr[-4000:])
+    if proc.returncode != 0:
+        raise RuntimeError(f"{mode} seed {seed} failed (rc {proc.returncode}): {proc.stderr[-2000:]}")
+    for f in ("fl_metrics.json", "fl_rounds.png"):
+        shutil.copyfile(run_dir / f, out / f"{mode}_s{seed}" / f)
+    rounds = json.loads((run_dir / "fl_metrics.json").read_text())["rounds"]
+    r0, last = rounds[0], rounds[-1]
+    trained = [r for r in rounds if r["round"] > 0]
+    return {
+        "mode": mode,
+        "seed": seed,
+        "rounds": last["round"],
+        "similarity_start": r0.get("similarity"),
+        "similarity_end": last.get("similarity"),
+        "ge2e_norm_start": r0.get("ge2e_norm"),
+        "ge2e_norm_end": last.get("ge2e_norm"),
+        "ge2e_start": r0.get("ge2e"),
+        "ge2e_end": last.get("ge2e"),
+        "speakers": last.get("speakers"),
+        "epsilon": last.get("epsilon"),
+        "delta": last.get("delta"),
+        "clients_ok": [r.get("clients_ok") for r in trained],
+        "failures": [r.get("failures") for r in trained],
+        "rounds_updated": sum(bool(r.get("updated")) for r in trained),
+        "train_loss_first": trained[0].get("train_loss"),
+        "start_loss_first": trained[0].get("start_loss"),
+        "start_loss_last": last.get("start_loss"),
+        "bytes_down_total": sum(r.get("bytes_down", 0) for r in trained),
+        "bytes_up_total": sum(r.get("bytes_up", 0) for r in trained),
+        "bytes_per_round_mean": float(np.mean([r.get("bytes_total", 0) for r in trained])),
+        "round_s_mean": float(np.mean([r.get("round_s", 0) for r in trained])),
+        "wall_s": round(wall, 1),
+    }
+
+
+def summarise(rows: list[dict]) -> dict:
+    out: dict = {}
+    for mode in MODES:
+        rs = [r for r in rows if r["mode"] == mode]
+        if not rs:
+            continue
+        s: dict = {"seeds": [r["seed"] for r in rs]}
+        for key in ("similarity", "ge2e_norm"):
+            start = np.array([r[f"{key}_start"] for r in rs], float)
+            end = np.array([r[f"{key}_end"] for r in rs], float)
+            gain = end - start
+            s[key] = {
+                "start_mean": float(start.mean()), "end_mean": float(end.mean()),
+                "end_std": float(end.std(ddof=1)) if len(rs) > 1 else 0.0,
+                "end_range": float(end.max() - end.min()),
+                "gain_mean": float(gain.mean()),
+                "gain_std": float(gain.std(ddof=1)) if len(rs) > 1 else 0.0,
+                "gain_min": float(gain.min()),
+            }
+        s["epsilon"] = rs[0]["epsilon"]
+        s["delta"] = rs[0]["delta"]
+        s["wall_s_mean"] = float(np.mean([r["wall_s"] for r in rs]))
+        s["bytes_per_round_mean"] = float(np.mean([r["bytes_per_round_mean"] for r in rs]))
+        out[mode] = s
+    return out
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for ax, key in zip(axes, ("similarity", "ge2e_norm"), strict=True):
+        for i, mode in enumerate(MODES):
+            rs = [r for r in rows if r["mode"] == mode]
+            for r in rs:
+                ax.plot([0, r["rounds"]], [r[f"{key}_start"], r[f"{key}_end"]], "o-", color=f"C{i}", alpha=0.7,
+                        label=mode if r is rs[0] else None)
+        ax.set_xlabel("round")
+        ax.set_title(f"held-back {key} (15 dev speakers), one line per seed", fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--clients", type=int, default=50)
+    ap.add_argument("--rounds", type=int, default=15)
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--modes", default="dp_secagg,plain")
+    ap.add_argument("--noise-multiplier", type=float, default=1.0)
+    ap.add_argument("--clip", type=float, default=0.3)
+    ap.add_argument("--lr", type=float, default=0.01)
+    ap.add_argument("--local-epochs", type=int, default=5)
+    ap.add_argument("--strategy", default="fedavg")
+    ap.add_argument("--server-lr", type=float, default=0.05)
+    ap.add_argument("--work", default="/tmp/fl_acceptance")
+    ap.add_argument("--run-timeout", type=float, default=1200.0, help="seconds per simulation")
+    ap.add_argument("--out", default=str(Path(__file__).parent / "out" / "fl_acceptance"))
+    args = ap.parse_args()
+    out, work = Path(args.out), Path(args.work)
+    out.mkdir(parents=True, exist_ok=True)
+    res_path = out / "results.json"
+    prev = json.loads(res_path.read_text()) if res_path.is_file() else {}
+    same = ("clients", "rounds", "noise_multiplier", "clip", "lr", "local_epochs", "strategy", "server_lr")
+    rows: list[dict] = [r for r in prev.get("runs", [])
+                        if all(prev.get("settings", {}).get(k) == getattr(args, k) for k in same)]
+    done = {(r["mode"], r["seed"]) for r in rows}
+    for seed in [int(s) for s in args.seeds.split(",")]:
+        for mode in args.modes.split(","):
+            if (mode, seed) in done:
+                continue
+            row = run_one(mode, seed, args, work, out)
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+            res_path.write_text(json.dumps({"settings": vars(args), "runs": rows, "summary": summarise(rows)},
+                                           indent=1))
+            plot(rows, out / "acceptance.png")
+    print(json.dumps(summarise(rows), indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
