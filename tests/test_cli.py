@@ -81,6 +81,9 @@ def test_voice_shaping_options_are_checked(capsys, tmp_path):
     code, _, err = run(capsys, "say", "hello", "--emotion-ref", "no_such_voice", "--out", out)
     assert code == 2
     assert_clean_error(err, "unknown voice 'no_such_voice'")
+    code, _, err = run(capsys, "say", "hello", "--emotion-ref-text", "some words", "--out", out)
+    assert code == 2
+    assert_clean_error(err, "--emotion-ref-text needs --emotion-ref CLIP")
     assert not (tmp_path / "x.wav").exists()
 
 

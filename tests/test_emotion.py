@@ -51,3 +51,38 @@ def test_knobs_touch_only_prosody():
     assert adjust_prosody(v) is v
     with pytest.raises(VoiceError, match="semitones"):
         adjust_prosody(v, pitch_st=12)
+
+
+def test_voice_pace_scales_the_synthesis_speed():
+    from fedtts.pipeline import Synthesizer
+    from fedtts.voice.profile import Voice, blend
+
+    synth = Synthesizer()
+    v = stock_voice("jm_kumo")
+    slow = Voice(name="slow", pack=v.pack, meta={"pace": 0.7})
+    text = "We have to leave right now, the train is about to depart."
+    n1 = len(synth.synthesize(text, v).audio)
+    n2 = len(synth.synthesize(text, slow).audio)
+    assert 1.25 < n2 / n1 < 1.6, n2 / n1
+    assert blend([(v, 1.0), (slow, 1.0)]).pace == pytest.approx(0.85)
+    assert Voice(name="bad", pack=v.pack, meta={"pace": float("nan")}).pace == 1.0
+
+
+def test_transfer_emotion_moves_rate_and_range_toward_the_target():
+    from fedtts.voice.style import _rendered, transfer_emotion
+
+    v = stock_voice("jm_kumo")
+    own = _rendered(v, 1.0, True)
+    target = own.as_array().copy()
+    target[1] *= 1.4  # wider F0 range
+    target[3] *= 0.7  # slower
+    same = transfer_emotion(v, target, 0.0, rate_from_text=True)
+    np.testing.assert_array_equal(same.pack, v.pack)
+    assert same.pace == 1.0
+    out = transfer_emotion(v, target, 1.0, rate_from_text=True)
+    np.testing.assert_array_equal(out.pack[:, TIMBRE], v.pack[:, TIMBRE])
+    assert 0.6 < out.pace < 0.85
+    assert out.meta["expressiveness"] > 1.15
+    moved = _rendered(out, out.pace, True)
+    assert moved.rate < 0.85 * own.rate
+    assert moved.f0_range_st > own.f0_range_st + 1.0

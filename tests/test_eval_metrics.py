@@ -51,6 +51,9 @@ def test_cer_known_pairs():
     assert cer("我们明天开会", "我们今天开会") == pytest.approx(1 / 6)
     assert cer("你好", "") == 1.0
     assert cer("", "") == 0.0
+    # code-switched text: an English word is one unit, however long (mixed error rate)
+    assert cer("用AI写Python程序", "用AI写派森程序") == pytest.approx(2 / 6)
+    assert cer("用AI写Python程序", "用ai写python程序") == 0.0
 
 
 def test_normalize_text_is_idempotent_enough():

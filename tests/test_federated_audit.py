@@ -76,7 +76,8 @@ def test_single_step_update_reveals_features_exactly():
 def test_attack_above_chance_raw_at_chance_with_dp_and_secagg_dp():
     public, private, w_true, g = _population()
     fn = _lsq_update_fn(w_true)
-    raw = run_audit(fn, public, g, private, AuditConfig(clip=1.0, noise_multiplier=1.0, round_size=10))
+    full = dict(shared="all")  # the attack mechanics, on a full-tuner exchange
+    raw = run_audit(fn, public, g, private, AuditConfig(clip=1.0, noise_multiplier=1.0, round_size=10, **full))
     print("\n".join(raw.lines()))
     chance = 1 / N_SPK
     assert raw.chance == chance
@@ -86,13 +87,32 @@ def test_attack_above_chance_raw_at_chance_with_dp_and_secagg_dp():
     assert raw.secagg_link_accuracy <= 1 / 10 + 1e-9
     # ... but the sum still shows who took part in the round; noise on the sum removes that too
     assert raw.secagg_membership_recall >= 0.6
-    noisy = run_audit(fn, public, g, private, AuditConfig(round_size=10, central_noise=1.0))
+    noisy = run_audit(fn, public, g, private, AuditConfig(round_size=10, central_noise=1.0, **full))
     print("\n".join(noisy.lines()))
     assert noisy.secagg_membership_recall <= 3 * noisy.membership_chance
     assert noisy.secagg_link_accuracy <= 2 * chance
     # weak DP (tiny noise) leaves the attack working: the test can tell the difference
-    weak = run_audit(fn, public, g, private, AuditConfig(clip=1.0, noise_multiplier=1e-4))
+    weak = run_audit(fn, public, g, private, AuditConfig(clip=1.0, noise_multiplier=1e-4, **full))
     assert weak.dp_accuracy >= 0.9
+
+
+def test_federated_exchange_reveals_only_the_prosody_inputs():
+    """The apps send b_t, w_p, b_p only: w_t/w_c (the embedding rows) never reach the server, so the
+    feature direction the attack recovers is the 6 prosody inputs, and accuracy falls."""
+    from fedtts.federated.audit import shared_view
+
+    public, private, w_true, g = _population()
+    fn = _lsq_update_fn(w_true)
+    seen = shared_view(fn(public[3:4], g), "federated")
+    assert not seen[0].any() and not seen[3].any()  # w_t, w_c zero
+    assert seen[1].any() and seen[2].any() and seen[4].any()
+    assert not estimate_direction(seen, "svd")[:256].any()
+    full = run_audit(fn, public, g, private, AuditConfig(shared="all"))
+    fed = run_audit(fn, public, g, private, AuditConfig(shared="federated"))
+    print("\n".join(fed.lines()))
+    assert fed.raw_accuracy < full.raw_accuracy
+    with pytest.raises(ValueError, match="shared"):
+        AuditConfig(shared="some").validate()
 
 
 def test_run_audit_checks_inputs():
@@ -122,6 +142,8 @@ def test_attack_on_real_fit_tuner_updates():
     fn = fit_tuner_update_fn(
         lambda x: (mean + 0.02 * (x @ w_true.T)).astype(np.float32), tt.FitConfig(epochs=3)
     )
-    rep = run_audit(fn, public, g, private, AuditConfig(round_size=4, noise_multiplier=1.0, clip=1.0))
+    rep = run_audit(
+        fn, public, g, private, AuditConfig(round_size=4, noise_multiplier=1.0, clip=1.0, shared="all")
+    )
     print("\n".join(rep.lines()))
     assert rep.raw_accuracy >= 0.75 > 4 * rep.chance

@@ -141,7 +141,7 @@ def shape_voice(voice, args: argparse.Namespace):
         if Path(ref).is_file():
             from fedtts.voice import load_reference
 
-            reference = load_reference(ref)
+            reference = load_reference(ref, text=getattr(args, "emotion_ref_text", None))
             for w in reference.warnings:
                 print(f"warning: {ref}: {w}", file=sys.stderr)
             voice = emotion_from_reference(voice, reference, args.emotion_strength)
@@ -151,6 +151,8 @@ def shape_voice(voice, args: argparse.Namespace):
             voice = apply_emotion(voice, resolve_voice_name(ref), args.emotion_strength)
     elif getattr(args, "emotion_strength", 1.0) != 1.0:
         raise CliError("--emotion-strength needs --emotion-ref CLIP|VOICE", 2)
+    if getattr(args, "emotion_ref_text", None) and not (ref and Path(ref).is_file()):
+        raise CliError("--emotion-ref-text needs --emotion-ref CLIP", 2)
     return adjust_prosody(voice, getattr(args, "pitch", 0.0), getattr(args, "expressiveness", 1.0))
 
 
@@ -340,6 +342,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--emotion-ref", default=None, metavar="CLIP|VOICE", help="take the prosody from this clip/voice"
+    )
+    p.add_argument(
+        "--emotion-ref-text",
+        default=None,
+        help="transcript of the --emotion-ref clip (optional; makes its speaking rate exact)",
     )
     p.add_argument(
         "--emotion-strength", type=float, default=1.0, help="0 = own prosody, 1 = reference's, 2 max"

@@ -179,15 +179,16 @@ def edit_distance(a: list[str] | str, b: list[str] | str) -> int:
     return prev[-1]
 
 
+_UNIT = re.compile(r"[\u4e00-\u9fff]|[^\s\u4e00-\u9fff]+")
+
+
 def _chars(t: str) -> list[str]:
-    """CER units: Chinese characters one by one, other words (e.g. English in zh text) whole."""
-    out: list[str] = []
-    for w in t.split():
-        if _CJK.search(w):
-            out.extend(c for c in w)
-        else:
-            out.append(w)
-    return out
+    """CER units: Chinese characters one by one, other words (e.g. English in zh text) whole.
+
+    This is the mixed error rate used for code-switched speech: "用AI写" is 用 / ai / 写, so a
+    misheard English word costs one unit, as a misheard character does.
+    """
+    return _UNIT.findall(t)
 
 
 def cer(ref: str, hyp: str) -> float:

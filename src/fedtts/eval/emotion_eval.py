@@ -77,15 +77,13 @@ def run_emotion_eval(cfg: EmotionEvalConfig) -> dict:
     from fedtts.eval.clone_eval import _background, _load
     from fedtts.pipeline import Synthesizer
     from fedtts.voice import load_reference, resolve_reference
-    from fedtts.voice.prosody import measure_prosody
     from fedtts.voice.speaker import embed
-    from fedtts.voice.style import transfer_emotion
+    from fedtts.voice.style import emotion_from_reference
 
     cfg.validate()
     synth = Synthesizer()
     spk = resolve_reference(load_reference(cfg.speaker_clip))
-    emo_ref = load_reference(cfg.emotion_clip)
-    target = measure_prosody(emo_ref.audio, emo_ref.sample_rate).as_array()
+    emo_ref = load_reference(cfg.emotion_clip, text=cfg.emotion_text)
     real = _load(str(cfg.speaker_other or cfg.speaker_clip))
     real_emb, real_sig, bg = embed(real, SR), mfcc_signature(real, SR), _background()
     emo_real = _load(str(cfg.emotion_clip))
@@ -95,7 +93,7 @@ def run_emotion_eval(cfg: EmotionEvalConfig) -> dict:
     }
     rows = []
     for a in cfg.alphas:
-        m = _measure(synth, transfer_emotion(spk, target, a))
+        m = _measure(synth, emotion_from_reference(spk, emo_ref, a))
         rows.append(
             {
                 "alpha": a,
@@ -142,7 +140,7 @@ def _default(role: str, speaker: str) -> tuple[str, str | None]:
 def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--speaker-clip", default=None, help="voice to keep (default: dev ls909 prompt)")
     p.add_argument("--speaker-other", default=None, help="another recording of that speaker")
-    p.add_argument("--emotion-clip", default=None, help="prosody source (default: dev ls4853 prompt)")
+    p.add_argument("--emotion-clip", default=None, help="prosody source (default: dev lsto2609 prompt: wider F0 range, slower)")
     p.add_argument("--alphas", default="0,0.25,0.5,0.75,1,1.5")
     p.add_argument("--out", default="bench/out/emotion")
 
@@ -151,7 +149,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         spk = args.speaker_clip or _default("prompt", "ls909")[0]
         other = args.speaker_other or (None if args.speaker_clip else _default("gt", "ls909")[0])
-        emo, emo_text = (args.emotion_clip, None) if args.emotion_clip else _default("prompt", "ls4853")
+        emo, emo_text = (args.emotion_clip, None) if args.emotion_clip else _default("prompt", "lsto2609")
         cfg = EmotionEvalConfig(
             speaker_clip=Path(spk),
             emotion_clip=Path(emo),

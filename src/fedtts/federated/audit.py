@@ -19,6 +19,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from fedtts.voice.tuner import TunerWeights
+
 __all__ = [
     "AuditConfig",
     "AuditReport",
@@ -31,11 +33,20 @@ __all__ = [
     "attack_sum",
     "run_audit",
     "fit_tuner_update_fn",
+    "shared_view",
 ]
 
 N_EMB, N_PROSODY = 256, 6
 N_FEATURES = N_EMB + N_PROSODY
 UpdateFn = Callable[[np.ndarray, object], Sequence[np.ndarray]]
+TRAINABLE = TunerWeights.TRAINABLE  # order of an update's arrays
+SHARED = {"all": TRAINABLE, "federated": TunerWeights.FEDERATED}
+
+
+def shared_view(delta: Sequence[np.ndarray], shared: str = "federated") -> list[np.ndarray]:
+    """The update as the server sees it: arrays that are not exchanged are zero."""
+    keep = SHARED[shared]
+    return [a if k in keep else np.zeros_like(a) for k, a in zip(TRAINABLE, _check_update(delta), strict=True)]
 
 
 @dataclass
@@ -50,8 +61,13 @@ class AuditConfig:
     central_noise: float = 0.0
     method: str = "svd"
     seed: int = 0
+    # what the server receives: "federated" = only TunerWeights.FEDERATED (b_t, w_p, b_p, as the
+    # Flower apps exchange), the rest zero; "all" = every trainable array (a full-tuner exchange)
+    shared: str = "federated"
 
     def validate(self) -> AuditConfig:
+        if self.shared not in SHARED:
+            raise ValueError(f"shared must be one of {sorted(SHARED)}, got {self.shared!r}")
         if self.clip <= 0:
             raise ValueError(f"clip must be > 0, got {self.clip}")
         if self.noise_multiplier < 0 or self.central_noise < 0:
@@ -201,15 +217,17 @@ def run_audit(
         raise ValueError("need one private feature set per candidate")
     rng = np.random.default_rng(cfg.seed)
     deltas = [
-        _check_update(update_fn(np.atleast_2d(np.asarray(f, np.float32)), global_weights)) for f in priv
+        shared_view(update_fn(np.atleast_2d(np.asarray(f, np.float32)), global_weights), cfg.shared)
+        for f in priv
     ]
+
+    def noised(d: list[np.ndarray], z: float) -> list[np.ndarray]:  # only exchanged arrays get noise
+        return shared_view(clip_and_noise(d, cfg.clip, z, rng), cfg.shared)
+
     n = len(deltas)
     raw = np.mean([attack_single(d, cand_n, cfg.method) == i for i, d in enumerate(deltas)])
     dp = np.mean(
-        [
-            attack_single(clip_and_noise(d, cfg.clip, cfg.noise_multiplier, rng), cand_n, cfg.method) == i
-            for i, d in enumerate(deltas)
-        ]
+        [attack_single(noised(d, cfg.noise_multiplier), cand_n, cfg.method) == i for i, d in enumerate(deltas)]
     )
     m = min(cfg.round_size, n)
     order = rng.permutation(n)
@@ -219,7 +237,9 @@ def run_audit(
         if cfg.central_noise > 0:  # DP-FedAvg: each update clipped on the device, noise on the sum
             parts = [clip_and_noise(deltas[i], cfg.clip, 0.0, rng) for i in members]
             total = [sum(p[k] for p in parts) for k in range(5)]
-            total = [a + rng.normal(0.0, cfg.central_noise * cfg.clip, a.shape) for a in total]
+            total = shared_view(
+                [a + rng.normal(0.0, cfg.central_noise * cfg.clip, a.shape) for a in total], cfg.shared
+            )
         else:
             total = [sum(deltas[i][k] for i in members) for k in range(5)]
         guess = attack_sum(total, cand_n, m)

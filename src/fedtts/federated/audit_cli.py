@@ -61,6 +61,7 @@ class AuditRunConfig:
     manifest: str = ""  # "" = $FEDTTS_SHARED or <repo>/../shared, data/train/manifest.jsonl
     registry: str = ""  # "" = data_dir()/federated/models
     method: str = "bias"  # single-update attack of audit.py; with trained global weights "bias" is stronger
+    shared: str = "federated"  # arrays the server sees: the federated subset (as deployed) or "all"
 
     def validate(self) -> AuditRunConfig:
         if self.clients < 2:
@@ -73,6 +74,8 @@ class AuditRunConfig:
             raise ValueError(f"--noise-multiplier must be > 0, got {self.noise_multiplier}")
         if self.method not in ("svd", "bias"):
             raise ValueError(f"--method must be svd or bias, got {self.method!r}")
+        if self.shared not in ("federated", "all"):
+            raise ValueError(f"--shared must be federated or all, got {self.shared!r}")
         if not self.seeds:
             raise ValueError("--seeds needs at least one seed")
         if self.local_epochs < 1 or not 0 < self.lr <= 1 or self.batch_size < 1 or self.l2 < 0:
@@ -144,7 +147,10 @@ def enroll_client(label: str, public: str, private: list[str], need_style: bool 
     from fedtts.voice.enroll import EnrollConfig, enroll_features, enroll_speaker
 
     ecfg = EnrollConfig()
-    cache = _cache_root() / f"{label}-{_file_key([public, *private], json.dumps(asdict(ecfg)))}.npz"
+    from fedtts.voice.prosody import TRACKER_VERSION
+
+    extra = json.dumps({**asdict(ecfg), "f0_tracker": TRACKER_VERSION})
+    cache = _cache_root() / f"{label}-{_file_key([public, *private], extra)}.npz"
     bank = _bank_key() if need_style else None
     if need_style and bank is None:
         raise FileNotFoundError("style bank src/fedtts/data/style_bank_v1.npz is missing (fedtts train bank)")
@@ -299,7 +305,7 @@ def run_real_audit(cfg: AuditRunConfig, progress: bool = True) -> dict:
         for name, over in settings.items():
             base = dict(clip=cfg.clip, noise_multiplier=cfg.noise_multiplier, round_size=cfg.cohort)
             base.update(over)
-            ac = AuditConfig(**base, method=cfg.method, seed=int(seed))
+            ac = AuditConfig(**base, method=cfg.method, seed=int(seed), shared=cfg.shared)
             row[name] = asdict(run_audit(update_fn, candidates, weights, private, ac))
         per_seed.append(row)
     norms = [float(np.sqrt(sum(float(np.sum(a * a)) for a in d))) for d in deltas]
@@ -374,7 +380,8 @@ def table_lines(result: dict) -> list[str]:
     cfg = result["config"]
     lines.append(
         f"{len(result['clients'])} clients ({result['private_clips']} private clips), candidates = their public "
-        f"clips, global weights: {result['global_weights']}, attack {cfg['method']}, seeds {cfg['seeds']}, "
+        f"clips, global weights: {result['global_weights']}, attack {cfg['method']} on the "
+        f"{cfg.get('shared', 'federated')} arrays, seeds {cfg['seeds']}, "
         f"update norm median {result['update_norm']['median']:.3g}, {result['seconds']['total']} s "
         f"(enroll {result['seconds']['enroll']} s)"
     )
@@ -403,6 +410,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
             seeds=tuple(args.seeds),
             local_epochs=args.local_epochs,
             method=args.method,
+            shared=args.shared,
             manifest=args.manifest or "",
             registry=getattr(args, "registry", None) or "",
         ).validate()
@@ -445,6 +453,12 @@ def add_parser(sub) -> argparse.ArgumentParser:
         choices=("bias", "svd"),
         default="bias",
         help="single-update attack (audit.py; default bias)",
+    )
+    a.add_argument(
+        "--shared",
+        choices=("federated", "all"),
+        default="federated",
+        help="arrays the server receives: the federated subset b_t/w_p/b_p (as deployed) or all of the tuner",
     )
     a.add_argument("--manifest", help="training manifest (default $FEDTTS_SHARED/data/train/manifest.jsonl)")
     a.add_argument("--json", metavar="OUT", help="write the full result as JSON")

@@ -64,8 +64,9 @@ class LocalData:
 
 def _cache_file(clips: list[str]) -> Path:
     from fedtts.engine.assets import data_dir
+    from fedtts.voice.prosody import TRACKER_VERSION
 
-    h = hashlib.sha256()
+    h = hashlib.sha256(f"f0_tracker={TRACKER_VERSION}\n".encode())  # features change with the tracker
     for c in clips:
         st = os.stat(c)
         h.update(f"{os.path.abspath(c)}|{st.st_size}|{st.st_mtime_ns}\n".encode())

@@ -37,6 +37,15 @@ def _digits_zh(s: str) -> str:
     return "".join("幺" if c == "1" else _DIG[int(c)] for c in s if c.isdigit())
 
 
+def _phone_zh(s: str) -> str:
+    return "，".join(_digits_zh(part) for part in s.split("-") if part)
+
+
+def _money(s: str) -> str:
+    """Amounts are said without trailing zeros: ¥199.50 is 一百九十九点五元, ¥20.00 is 二十元."""
+    return s.rstrip("0").rstrip(".") if "." in s else s
+
+
 _ZH_UNITS = {
     "km": "公里",
     "kg": "公斤",
@@ -60,10 +69,13 @@ def _norm_zh(t: str) -> str:
         ),
         t,
     )
-    t = re.sub(r"(电话|号码|手机|拨打|热线|房间|尾号)(\d+)", lambda m: m.group(1) + _digits_zh(m.group(2)), t)
-    t = re.sub(r"1[3-9]\d{9}|\d{3,4}-\d{7,8}", lambda m: _digits_zh(m.group()), t)
-    t = re.sub(r"[¥￥](\d+(?:\.\d+)?)", lambda m: _zh_num(m.group(1)) + "元", t)
-    t = re.sub(r"\$(\d+(?:\.\d+)?)", lambda m: _zh_num(m.group(1)) + "美元", t)
+    # Phone numbers are read digit by digit (1 as 幺), the area code set off by a short pause.
+    t = re.sub(r"(?<!\d)(?:1[3-9]\d{9}|\d{3,4}-\d{7,8})(?!\d)", lambda m: _phone_zh(m.group()), t)
+    t = re.sub(
+        r"(电话|号码|手机|拨打|热线|房间|尾号)(\d[\d-]*\d|\d)", lambda m: m.group(1) + _phone_zh(m.group(2)), t
+    )
+    t = re.sub(r"[¥￥](\d+(?:\.\d+)?)", lambda m: _zh_num(_money(m.group(1))) + "元", t)
+    t = re.sub(r"\$(\d+(?:\.\d+)?)", lambda m: _zh_num(_money(m.group(1))) + "美元", t)
     t = re.sub(r"(\d+(?:\.\d+)?)%", lambda m: "百分之" + _zh_num(m.group(1)), t)
     t = re.sub(
         r"(\d+(?:\.\d+)?)\s*(km|kg|cm|mm|℃|°C|m|g)\b",
@@ -171,7 +183,7 @@ def _norm_en(t: str) -> str:
         lambda m: " ".join(_ONES[int(c)] for c in m.group() if c.isdigit()),
         t,
     )
-    t = re.sub(r"[¥￥](\d+(?:\.\d+)?)", lambda m: _en_num(m.group(1)) + " yuan", t)
+    t = re.sub(r"[¥￥](\d+(?:\.\d+)?)", lambda m: _en_num(_money(m.group(1))) + " yuan", t)
     t = re.sub(r"\b(\d{4})-(\d{1,2})-(\d{1,2})\b", _en_date, t)
     t = re.sub(
         r"\$(\d[\d,]*)(?:\.(\d\d))?",

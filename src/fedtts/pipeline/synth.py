@@ -218,6 +218,8 @@ class Synthesizer:
             raise _text_error("text is empty")
         engine = self.engine
         sr = int(options.sample_rate)
+        # the request's speed times the voice's own pace (a cloned or emotion-transferred rate)
+        speed = float(np.clip(float(options.speed) * float(getattr(voice, "pace", 1.0)), 0.25, 4.0))
         index = 0
         for seg, seg_is_last in self._segments(str(text), options, sink):
             phonemes = str(getattr(seg, "phonemes", "") or "").strip()
@@ -227,13 +229,13 @@ class Synthesizer:
                 tokens = engine.tokenize(piece)
                 if not tokens:
                     continue
-                audio = engine.infer(tokens, voice.style_for(len(tokens)), float(options.speed))
+                audio = engine.infer(tokens, voice.style_for(len(tokens)), speed)
                 audio = _fade(audio, SAMPLE_RATE)
                 last_piece = j == len(pieces) - 1
                 pause = float(getattr(seg, "pause_after", 0.0) or 0.0) if last_piece else 0.05
                 if seg_is_last and last_piece:
                     pause = min(pause, TAIL_PAUSE_S)
-                n_pause = int(round(max(pause, 0.0) / float(options.speed) * SAMPLE_RATE))
+                n_pause = int(round(max(pause, 0.0) / speed * SAMPLE_RATE))
                 total = len(audio) + n_pause
                 n_pause += (-total) % 3  # 24k→32k is exactly 4/3 when the length is a multiple of 3
                 audio = np.concatenate([audio, np.zeros(n_pause, dtype=np.float32)])

@@ -17,6 +17,7 @@ from fedtts.engine.assets import load_stock_packs
 PACK_SHAPE = (510, 256)
 TIMBRE = slice(0, 128)
 PROSODY = slice(128, 256)
+MIN_PACE, MAX_PACE = 0.5, 2.0
 
 
 class VoiceError(ValueError):
@@ -39,6 +40,16 @@ class Voice:
         if not np.all(np.isfinite(pack)):
             raise VoiceError(f"voice '{self.name}': style pack contains NaN or infinity")
         self.pack = pack
+
+    @property
+    def pace(self) -> float:
+        """The voice's own speaking-rate factor (multiplies the request's speed; 1 = model default).
+
+        Rate is a trait of a voice (and of an emotion), and Kokoro's ``speed`` input is the one
+        control that moves it reliably; the prosody half barely does.
+        """
+        pace = float(self.meta.get("pace", 1.0))
+        return pace if np.isfinite(pace) and MIN_PACE <= pace <= MAX_PACE else 1.0
 
     def style_for(self, n_tokens: int) -> np.ndarray:
         """The style row Kokoro uses for an input of ``n_tokens`` phoneme tokens."""
@@ -66,7 +77,11 @@ def blend(parts: list[tuple[Voice, float]], name: str | None = None) -> Voice:
     weights /= weights.sum()
     pack = sum(w * v.pack.astype(np.float64) for (v, _), w in zip(parts, weights, strict=True))
     label = name or ",".join(f"{v.name}:{w:.3g}" for (v, _), w in zip(parts, weights, strict=True))
-    return Voice(name=label, pack=pack.astype(np.float32), meta={"kind": "blend", "parts": label})
+    meta: dict[str, Any] = {"kind": "blend", "parts": label}
+    pace = float(sum(w * v.pace for (v, _), w in zip(parts, weights, strict=True)))
+    if abs(pace - 1.0) > 1e-6:
+        meta["pace"] = pace
+    return Voice(name=label, pack=pack.astype(np.float32), meta=meta)
 
 
 _SPEC_PART = re.compile(r"^\s*([^:,]+?)\s*(?::\s*([0-9]*\.?[0-9]+)\s*)?$")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fedtts.voice.profile import PROSODY, Voice, VoiceError
+from fedtts.voice.profile import MAX_PACE, MIN_PACE, PROSODY, Voice, VoiceError
 
 __all__ = [
     "apply_emotion",
@@ -243,6 +243,7 @@ def calibrate_knobs_torch(out: Path | None = None) -> dict:
 EMOTION_DIMS = (1, 3, 4, 5)
 LEVEL_DIM = 0
 RANGE_DIM = 1
+RATE_DIM = 3
 
 
 @functools.lru_cache(maxsize=1)
@@ -267,13 +268,41 @@ def prosody_map() -> dict[str, np.ndarray]:
     return {"c": coef[0], "w": coef[1:], "r2": r2, "mean": k["mean"], "std": k["std"]}
 
 
-def transfer_emotion(voice: Voice, target_prosody: np.ndarray, strength: float = 1.0, max_step: float = 4.0) -> Voice:
+# The text of CALIBRATION_PHONEMES, so a render's rate can be counted in syllables of text.
+CALIBRATION_TEXT = (
+    "The quick brown fox jumps over the lazy dog. She sells seashells by the seashore, "
+    "and then she goes home to read a book."
+)
+
+
+def _rendered(voice: Voice, pace: float, from_text: bool):
+    """Measured prosody of the voice on the calibration phonemes at ``pace``.
+
+    Measured, not predicted (the bank map explains little of rate, R² ≈ 0.4; a render costs a
+    fraction of a second), and rate in the reference's units: syllables of text per speech second
+    when the reference has a transcript, energy peaks per second when it has not.
+    """
+    from fedtts.voice.prosody import measure_prosody
+    from fedtts.voice.resolve import render_phonemes
+
+    audio = render_phonemes(voice, speed=pace)
+    return measure_prosody(audio, 24000, CALIBRATION_TEXT if from_text else None)
+
+
+def transfer_emotion(
+    voice: Voice,
+    target_prosody: np.ndarray,
+    strength: float = 1.0,
+    max_step: float = 4.0,
+    rate_from_text: bool = False,
+) -> Voice:
     """Move the voice ``strength`` of the way toward an emotion reference's measured prosody ([6]).
 
-    F0 range goes through the validated expressiveness knob (factor 1 + α·(target/current − 1),
-    current from :func:`prosody_map`); speaking rate, energy dynamics and pauses through the
-    minimum-norm step of :func:`prosody_map`, with the F0 level held so the speaker keeps their
-    voice height. The timbre half is untouched.
+    Speaking rate goes through the voice's pace (Kokoro's speed input; factor 1 + α·(target/current
+    − 1)), because the prosody half hardly moves rate; F0 range through the validated
+    expressiveness knob (same factor form, current measured at the new pace); energy dynamics and pauses
+    through the minimum-norm step of :func:`prosody_map`, with the F0 level held so the speaker keeps
+    their voice height. The timbre half is untouched.
     """
     a = float(strength)
     if not np.isfinite(a) or not 0.0 <= a <= MAX_STRENGTH:
@@ -282,7 +311,7 @@ def transfer_emotion(voice: Voice, target_prosody: np.ndarray, strength: float =
     m = prosody_map()
     z = (voice.pack[100, PROSODY] - m["mean"]) / m["std"]
     current = m["c"] + z @ m["w"]
-    dims = [LEVEL_DIM, *(d for d in EMOTION_DIMS if d != RANGE_DIM)]
+    dims = [LEVEL_DIM, *(d for d in EMOTION_DIMS if d not in (RANGE_DIM, RATE_DIM))]
     gap = target[dims] - current[dims]
     gap[0] = 0.0  # hold F0 level
     w = m["w"][:, dims]  # [128, d]
@@ -292,19 +321,31 @@ def transfer_emotion(voice: Voice, target_prosody: np.ndarray, strength: float =
         dz *= max_step / norm
     pack = voice.pack.copy()
     pack[:, PROSODY] += (a * dz * m["std"]).astype(np.float32)[None]
-    ratio = float(target[RANGE_DIM]) / max(float(current[RANGE_DIM]), 1.0)
-    expr = float(np.clip(1.0 + a * (ratio - 1.0), 0.25, 3.0))
-    out = adjust_prosody(Voice(name=voice.name, pack=pack, meta=dict(voice.meta)), 0.0, expr)
-    out.meta.update({"emotion": "reference", "strength": a, "expressiveness": expr})
+    moved = Voice(name=voice.name, pack=pack, meta=dict(voice.meta))
+    expr, pace = 1.0, voice.pace
+    if a > 0:
+        rate_now = _rendered(moved, voice.pace, rate_from_text).rate
+        rate_ratio = float(target[RATE_DIM]) / max(rate_now, 0.5)
+        pace = float(np.clip(voice.pace * (1.0 + a * (rate_ratio - 1.0)), MIN_PACE, MAX_PACE))
+        # F0 range measured at the new pace (a slower pace narrows it) on the same phonemes.
+        range_now = _rendered(moved, pace, False).f0_range_st
+        ratio = float(target[RANGE_DIM]) / max(range_now, 1.0)
+        expr = float(np.clip(1.0 + a * (ratio - 1.0), 0.25, 3.0))
+    out = adjust_prosody(moved, 0.0, expr)
+    out.meta.update({"emotion": "reference", "strength": a, "expressiveness": expr, "pace": pace})
     out.name = f"{voice.name}+emotion@{a:g}"
     return out
 
 
 def emotion_from_reference(voice: Voice, reference, strength: float = 1.0) -> Voice:
-    """:func:`transfer_emotion` toward the measured prosody of a cleaned reference clip."""
+    """:func:`transfer_emotion` toward the measured prosody of a cleaned reference clip.
+
+    The clip's transcript, when given, makes its speaking rate a count of syllables.
+    """
     from fedtts.voice.prosody import measure_prosody
 
-    target = measure_prosody(reference.audio, reference.sample_rate).as_array()
-    out = transfer_emotion(voice, target, strength)
+    text = getattr(reference, "text", None)
+    target = measure_prosody(reference.audio, reference.sample_rate, text).as_array()
+    out = transfer_emotion(voice, target, strength, rate_from_text=bool(text))
     out.meta["emotion"] = reference.label
     return out

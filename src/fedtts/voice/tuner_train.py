@@ -173,7 +173,10 @@ def speaker_dataset(manifest: Path, cache: Path | None = None) -> dict[str, tupl
     from fedtts.voice.enroll import enroll_features
 
     speakers = _manifest_speakers(manifest)
-    key = hashlib.sha256(json.dumps(speakers, sort_keys=True).encode()).hexdigest()[:16]
+    from fedtts.voice.prosody import TRACKER_VERSION
+
+    blob = json.dumps({"speakers": speakers, "f0_tracker": TRACKER_VERSION}, sort_keys=True)
+    key = hashlib.sha256(blob.encode()).hexdigest()[:16]
     feats: dict[str, np.ndarray] = {}
     if cache is not None and (cache / f"features_{key}.npz").is_file():
         with np.load(cache / f"features_{key}.npz") as z:
