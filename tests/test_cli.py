@@ -69,21 +69,17 @@ def test_bad_suffix_and_bad_options(capsys, tmp_path):
 
 def test_voice_shaping_options_are_checked(capsys, tmp_path):
     out = str(tmp_path / "x.wav")
-    code, _, err = run(capsys, "say", "hello", "--emotion-strength", "0.5", "--out", out)
-    assert code == 2
-    assert_clean_error(err, "--emotion-ref")
-    code, _, err = run(capsys, "say", "hello", "--refine", "3", "--out", out)
-    assert code == 2
-    assert_clean_error(err, "--refine needs --ref")
-    code, _, err = run(capsys, "say", "hello", "--pitch", "12", "--out", out)
-    assert code == 2
-    assert_clean_error(err, "semitones")
-    code, _, err = run(capsys, "say", "hello", "--emotion-ref", "no_such_voice", "--out", out)
-    assert code == 2
-    assert_clean_error(err, "unknown voice 'no_such_voice'")
-    code, _, err = run(capsys, "say", "hello", "--emotion-ref-text", "some words", "--out", out)
-    assert code == 2
-    assert_clean_error(err, "--emotion-ref-text needs --emotion-ref CLIP")
+    cases = [
+        (["--emotion-strength", "0.5"], "--emotion-ref"),
+        (["--refine", "3"], "--refine needs --ref"),
+        (["--pitch", "12"], "semitones"),
+        (["--emotion-ref", "no_such_voice"], "unknown voice 'no_such_voice'"),
+        (["--emotion-ref-text", "some words"], "--emotion-ref-text needs --emotion-ref CLIP"),
+    ]
+    for options, message in cases:
+        code, _, err = run(capsys, "say", "hello", *options, "--out", out)
+        assert code == 2, options
+        assert_clean_error(err, message)
     assert not (tmp_path / "x.wav").exists()
 
 

@@ -103,7 +103,6 @@ def transcribe(audio: np.ndarray, sr: int, lang: str | None = None, prompt: str 
 
 
 _PUNCT = re.compile(r"[^\w\s']|_", re.UNICODE)
-_CJK = re.compile(r"[\u4e00-\u9fff]")
 # Fallback traditional→simplified table (used only when OpenCC is not installed).
 _T2S = str.maketrans(
     "們這個來時點說國會對開門關請銀後裡當還長發為與學實現錢見聽話題應該從進動車頭體電號間麼樣覺讓過無東邊經認員區將麗歡雙風語讀書寫氣戰愛龍鐘萬億兩隻條張場單歲幾內塊嗎",

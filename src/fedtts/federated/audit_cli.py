@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from fedtts.federated.audit import SHARED
+
 __all__ = [
     "AuditRunConfig",
     "AuditClient",
@@ -74,8 +76,8 @@ class AuditRunConfig:
             raise ValueError(f"--noise-multiplier must be > 0, got {self.noise_multiplier}")
         if self.method not in ("svd", "bias"):
             raise ValueError(f"--method must be svd or bias, got {self.method!r}")
-        if self.shared not in ("federated", "all"):
-            raise ValueError(f"--shared must be federated or all, got {self.shared!r}")
+        if self.shared not in SHARED:
+            raise ValueError(f"--shared must be one of {', '.join(SHARED)}, got {self.shared!r}")
         if not self.seeds:
             raise ValueError("--seeds needs at least one seed")
         if self.local_epochs < 1 or not 0 < self.lr <= 1 or self.batch_size < 1 or self.l2 < 0:
@@ -456,7 +458,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     )
     a.add_argument(
         "--shared",
-        choices=("federated", "all"),
+        choices=tuple(SHARED),
         default="federated",
         help="arrays the server receives: the federated subset b_t/w_p/b_p (as deployed) or all of the tuner",
     )

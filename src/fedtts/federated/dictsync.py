@@ -63,6 +63,7 @@ __all__ = [
     "gaussian_epsilon",
     "effective_sigma",
     "shared_dictionary",
+    "finish_sync",
     "merge_dictionaries",
     "run_protocol_local",
 ]
@@ -548,6 +549,26 @@ def shared_dictionary(promoted: Sequence[PromotedEntry]) -> tuple[PronunciationD
     return PronunciationDict({g: p.phoneme for g, p in sorted(best.items())}), conflicts
 
 
+def finish_sync(
+    found: Sequence[PromotedEntry], stats: dict, cfg: SketchConfig, devices: int, withheld: int | None = None
+) -> tuple[SyncReport, PronunciationDict]:
+    """The report of a finished round (privacy spent for ``devices`` contributors) and the shared dictionary."""
+    shared, conflicts = shared_dictionary(found)
+    sigma = effective_sigma(cfg, devices)
+    report = SyncReport(
+        promoted=sorted(found, key=lambda p: (p.grapheme, p.phoneme)),
+        devices=devices,
+        conflicts=conflicts,
+        epsilon=gaussian_epsilon(sigma, cfg.sensitivity, cfg.delta),
+        delta=cfg.delta,
+        sigma=sigma,
+        sensitivity=cfg.sensitivity,
+        withheld=withheld,
+        **stats,
+    )
+    return report, shared
+
+
 def merge_dictionaries(local: PronunciationDict, shared: PronunciationDict) -> PronunciationDict:
     """Shared entries under the device's own: a local entry always wins."""
     out = dict(shared.entries)
@@ -596,16 +617,4 @@ def run_protocol_local(
             transcript.append(blob)
         reveals[i] = unpack_reveals(blob)
     found, stats = recover_entries(reveals, salt, cfg, sketch)
-    sigma = effective_sigma(cfg, n)
-    _, conflicts = shared_dictionary(found)
-    return SyncReport(
-        promoted=sorted(found, key=lambda p: (p.grapheme, p.phoneme)),
-        devices=n,
-        conflicts=conflicts,
-        epsilon=gaussian_epsilon(sigma, cfg.sensitivity, cfg.delta),
-        delta=cfg.delta,
-        sigma=sigma,
-        sensitivity=cfg.sensitivity,
-        withheld=withheld,
-        **stats,
-    )
+    return finish_sync(found, stats, cfg, n, withheld)[0]

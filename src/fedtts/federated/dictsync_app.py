@@ -46,14 +46,12 @@ from fedtts.federated.dictsync import (
     client_noise,
     derive_secrets,
     device_sketch,
-    effective_sigma,
-    gaussian_epsilon,
+    finish_sync,
     load_device_entries,
     make_reveals,
     pack_reveals,
     recover_entries,
     select_entries,
-    shared_dictionary,
     unpack_reveals,
 )
 
@@ -296,18 +294,7 @@ def make_server_app(
             except (KeyError, ValueError) as e:
                 log.warning("dropping malformed reveal from node %s: %s", m.metadata.src_node_id, e)
         found, stats = recover_entries(reveals, epoch_salt, cfg, noisy)
-        shared, conflicts = shared_dictionary(found)
-        sigma = effective_sigma(cfg, survivors)
-        outcome.report = SyncReport(
-            promoted=sorted(found, key=lambda p: (p.grapheme, p.phoneme)),
-            devices=survivors,
-            conflicts=conflicts,
-            epsilon=gaussian_epsilon(sigma, cfg.sensitivity, cfg.delta),
-            delta=cfg.delta,
-            sigma=sigma,
-            sensitivity=cfg.sensitivity,
-            **stats,
-        )
+        outcome.report, shared = finish_sync(found, stats, cfg, survivors)
         outcome.noisy_sketch = noisy
         if record:
             outcome.received = g.received  # type: ignore[attr-defined]
