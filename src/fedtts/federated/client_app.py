@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from flwr.app import ArrayRecord, Context, Message
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message
 from flwr.app.message_type import MessageType
 from flwr.client.mod import (
     LocalDpMod,
@@ -79,10 +79,12 @@ def load_enrollment(context: Context) -> tuple[LocalData, float]:
     Returns the data and the seconds spent enrolling (0 when cached). The voice pack is not kept here:
     it is the user's, installed by `fedtts voice`, and never part of a message.
     """
-    label, clips = node_clips(dict(context.node_config))
-    if STATE_KEY in context.state.array_records:
-        feats, style = context.state.array_records[STATE_KEY].to_numpy_ndarrays()
+    state = context.state
+    if STATE_KEY in state.array_records:  # later rounds: no need to look at the clips again
+        feats, style = state.array_records[STATE_KEY].to_numpy_ndarrays()
+        label = str(state.config_records[STATE_KEY]["label"]) if STATE_KEY in state.config_records else ""
         return LocalData(label, feats, style), 0.0
+    label, clips = node_clips(dict(context.node_config))
     cache = _cache_file(clips)
     t0 = time.perf_counter()
     if cache.is_file():
@@ -100,7 +102,8 @@ def load_enrollment(context: Context) -> tuple[LocalData, float]:
         np.savez(tmp, features=feats, style=style)
         tmp.replace(cache)
         spent = time.perf_counter() - t0
-    context.state.array_records[STATE_KEY] = ArrayRecord([feats, style])
+    state.array_records[STATE_KEY] = ArrayRecord([feats, style])
+    state.config_records[STATE_KEY] = ConfigRecord({"label": label})
     return LocalData(label, feats, style), spent
 
 
