@@ -57,7 +57,7 @@ def browser_ctx(tmp_path_factory):
 def page(browser_ctx, ui):
     page = browser_ctx.new_page()
     page.set_default_timeout(120_000)
-    page.goto(ui.url, wait_until="networkidle")
+    _open(page, ui.url)
     yield page
     page.close()
 
@@ -69,6 +69,13 @@ def _shot(page, name: str) -> None:
             close.click()
         page.wait_for_timeout(500)
         page.screenshot(path=str(Path(SHOTS) / f"{name}.png"), full_page=True)
+
+
+def _open(page, url: str) -> None:
+    """Load the UI and wait until Gradio has rendered its tabs. Not "networkidle": Gradio keeps
+    a connection open (the queue's event stream), so the network need not go quiet."""
+    page.goto(url, wait_until="load")
+    page.get_by_role("tab").first.wait_for()
 
 
 def _tab(page, name: str) -> None:
@@ -188,7 +195,7 @@ def test_dictionary_voices_and_system_tabs(page, ui, dev_manifest):
     page.wait_for_function("() => !document.querySelector('#voices-table').innerText.includes('tester')")
     assert not (ui.tmp / "data" / "voices" / "tester").exists()
     # System: versions and memory shown; "free memory" unloads the model
-    page.reload(wait_until="networkidle")  # fresh page: no error toasts left from above
+    _open(page, ui.url)  # fresh page: no error toasts left from above
     _tab(page, "System")
     page.locator("#sys-refresh").click()
     page.locator("#sys-versions").get_by_text("onnxruntime").wait_for()
