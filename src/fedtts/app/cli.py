@@ -105,7 +105,26 @@ def make_synthesizer(args: argparse.Namespace):
     return Synthesizer(engine_config=ecfg, frontend_config=fcfg)
 
 
-def resolve_voice(spec: str | None, ref: str | None = None, ref_text: str | None = None, refine: int = 0):
+SPECTRAL_HELP = "match a --ref clone's long-term spectrum to the clip: 0 off, 1 full (default), up to 1.5"
+
+
+def match_strength(value: str) -> float:
+    try:
+        s = float(value)
+    except ValueError:
+        s = float("nan")
+    if not 0.0 <= s <= 1.5:
+        raise argparse.ArgumentTypeError(f"spectral-match strength must be a number in [0, 1.5], got {value!r}")
+    return s
+
+
+def resolve_voice(
+    spec: str | None,
+    ref: str | None = None,
+    ref_text: str | None = None,
+    refine: int = 0,
+    spectral_match: float = 1.0,
+):
     """``--voice`` spec or ``--ref`` clip → Voice; says on stderr which voice was chosen."""
     if ref:
         from fedtts.voice import load_reference, resolve_reference
@@ -113,7 +132,7 @@ def resolve_voice(spec: str | None, ref: str | None = None, ref_text: str | None
         reference = load_reference(ref, text=ref_text)
         for w in reference.warnings:
             print(f"warning: {ref}: {w}", file=sys.stderr)
-        voice = resolve_reference(reference)
+        voice = resolve_reference(reference, spectral_match=spectral_match)
         if refine:
             try:
                 from fedtts.voice.refine import refine_voice
@@ -190,7 +209,9 @@ def cmd_say(args: argparse.Namespace) -> int:
     options = options_from_args(args)
     if args.refine and not args.ref:
         raise CliError("--refine needs --ref CLIP", 2)
-    voice = shape_voice(resolve_voice(args.voice, args.ref, args.ref_text, refine=args.refine), args)
+    voice = shape_voice(resolve_voice(
+            args.voice, args.ref, args.ref_text, refine=args.refine, spectral_match=args.spectral_match
+        ), args)
     synth = make_synthesizer(args)
     t0 = time.perf_counter()
     if args.stream:
@@ -340,6 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--refine", type=int, default=0, metavar="N", help="refine a --ref clone with N gradient steps"
     )
+    p.add_argument("--spectral-match", type=match_strength, default=1.0, metavar="S", help=SPECTRAL_HELP)
     p.add_argument(
         "--emotion-ref", default=None, metavar="CLIP|VOICE", help="take the prosody from this clip/voice"
     )

@@ -11,6 +11,8 @@ import logging
 import sys
 import time
 
+from fedtts.app.cli import SPECTRAL_HELP, match_strength
+
 __all__ = ["register", "main"]
 
 
@@ -39,7 +41,7 @@ def _cmd_add(args: argparse.Namespace) -> int:
         ref = load_reference(args.clip, text=args.ref_text)
         for w in ref.warnings:
             print(f"warning: {args.clip}: {w}", file=sys.stderr)
-        voice = resolve_reference(ref, method=args.method)
+        voice = resolve_reference(ref, method=args.method, spectral_match=args.spectral_match)
         if args.refine:
             voice = _refine(voice, ref, args.refine)
         info = store.add(
@@ -163,6 +165,7 @@ def register(subparsers) -> None:
     a.add_argument(
         "--refine", type=int, default=0, metavar="N", help="N gradient refinement steps (needs torch)"
     )
+    a.add_argument("--spectral-match", type=match_strength, default=1.0, metavar="S", help=SPECTRAL_HELP)
     a.add_argument("--keep-clip", action="store_true", help="also store a copy of the clip")
     a.add_argument("--method", default=None, help="clone method (tuner, nearest); default: best available")
     a.add_argument("--force", action="store_true", help="replace an existing profile")
@@ -191,6 +194,9 @@ def register(subparsers) -> None:
     train = groups.get("train") or subparsers.add_parser("train", help="train models")
     _add_sub(train, "tuner", "fit the voice tuner", _train_args, _cmd_train_tuner)
     _add_sub(train, "bank", "render the style bank the tuner and enrollment use", _bank_args, _cmd_train_bank)
+    _add_sub(
+        train, "spectrum", "fit the style → render-spectrum map spectral match uses", _spectrum_args, _cmd_train_spectrum
+    )
     ev = groups.get("eval") or subparsers.add_parser("eval", help="evaluations")
     _add_sub(ev, "clone", "evaluate voice cloning on a manifest", _eval_args, _cmd_eval_clone)
     _add_sub(
@@ -269,3 +275,27 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _spectrum_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--styles", type=int, default=120, help="style-bank entries to render")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--ridge", type=float, default=3.0)
+    p.add_argument("--out", default=None, help="map file (default: the shipped src/fedtts/data/render_spectrum_v1.npz)")
+
+
+def _cmd_train_spectrum(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from fedtts.voice.spectral_match import SPECTRUM_FILE, train_render_spectrum
+
+    out = Path(args.out) if args.out else Path(__file__).resolve().parents[1] / "data" / SPECTRUM_FILE
+    t0 = time.perf_counter()
+    spectrum, stats = train_render_spectrum(args.styles, args.seed, args.ridge)
+    spectrum.save(out)
+    print(
+        f"saved the render-spectrum map ({stats['voices']} renders; held-out error "
+        f"{stats['heldout_rms_db']:.2f} dB vs {stats['constant_rms_db']:.2f} dB for a constant) to {out} "
+        f"({time.perf_counter() - t0:.0f} s)"
+    )
+    return 0

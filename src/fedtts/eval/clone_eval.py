@@ -53,16 +53,19 @@ class CloneEvalConfig:
     asr: bool = True
     mos: bool = True
     refine_steps: int = 24
+    spectral_match: float = 1.0  # for every method but the "nearest" baseline (raw stock pack)
 
     def validate(self) -> CloneEvalConfig:
         if not Path(self.manifest).is_file():
             raise ValueError(f"manifest not found: {self.manifest}")
-        known = {"tuner", "bank", "nearest", "refine"}
+        known = set(METHODS)
         bad = [m for m in self.methods if m not in known]
         if bad or not self.methods:
             raise ValueError(f"unknown clone method(s) {bad}; choose from {sorted(known)}")
         if int(self.limit) < 0 or int(self.refine_steps) < 1:
             raise ValueError("limit must be >= 0 and refine_steps >= 1")
+        if not 0.0 <= float(self.spectral_match) <= 1.5:
+            raise ValueError(f"spectral_match must be in [0, 1.5], got {self.spectral_match}")
         return self
 
 
@@ -182,16 +185,24 @@ def _norm(sim: float, stranger: float, ceiling: float) -> float | None:
     return (sim - stranger) / (ceiling - stranger) if ceiling - stranger >= 0.02 else None
 
 
-def _cloner(method: str, refine_steps: int) -> Callable:
+# "nearest" is the baseline (the closest stock pack as it is); "nearest+match" adds spectral match
+METHODS = ("tuner", "bank", "nearest", "nearest+match", "refine")
+
+
+def _cloner(method: str, refine_steps: int, spectral_match: float = 1.0) -> Callable:
     from fedtts.voice import reference_from_array, resolve_reference
+
+    match = 0.0 if method == "nearest" else float(spectral_match)
+    base = {"refine": "tuner", "nearest+match": "nearest"}.get(method, method)
 
     def clone(s: _Speaker):
         ref = reference_from_array(s.prompt, SR)
+        voice = resolve_reference(ref, method=base, spectral_match=match)
         if method == "refine":
             from fedtts.voice.refine import refine_voice
 
-            return refine_voice(resolve_reference(ref, method="tuner"), ref, steps=refine_steps)
-        return resolve_reference(ref, method=method)
+            return refine_voice(voice, ref, steps=refine_steps)
+        return voice
 
     return clone
 
@@ -363,7 +374,13 @@ def run_clone_eval(cfg: CloneEvalConfig, progress: bool = True) -> dict:
     results: list[SpeakerResult] = []
     for method in cfg.methods:
         results += _score(
-            speakers, _cloner(method, cfg.refine_steps), method, synth, cfg.asr, cfg.mos, progress
+            speakers,
+            _cloner(method, cfg.refine_steps, cfg.spectral_match),
+            method,
+            synth,
+            cfg.asr,
+            cfg.mos,
+            progress,
         )
     report = {"summary": _summary(results), "speakers": [asdict(r) for r in results]}
     if cfg.out:
@@ -385,19 +402,22 @@ def _print(summary: dict) -> None:
         "dnsmos",
         "seconds_per_voice",
     ]
-    print(f"{'method/lang':<14}" + "".join(f"{c.split(' ')[0]:>14}" for c in cols))
+    print(f"{'method/lang':<18}" + "".join(f"{c.split(' ')[0]:>14}" for c in cols))
     for k, row in summary.items():
         cells = []
         for c in cols:
             v = row.get(c)
             cells.append(f"{'-':>14}" if v is None else f"{v:>14.3f}" if isinstance(v, float) else f"{v:>14}")
-        print(f"{k:<14}" + "".join(cells))
+        print(f"{k:<18}" + "".join(cells))
 
 
 def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--manifest", default=str(_shared_root() / "data" / "dev" / "manifest.jsonl"))
     p.add_argument(
-        "--methods", default="tuner,bank,nearest", help="comma-separated: tuner, bank, nearest, refine"
+        "--methods", default="tuner,bank,nearest", help=f"comma-separated: {', '.join(METHODS)}"
+    )
+    p.add_argument(
+        "--spectral-match", type=float, default=1.0, help="strength for every method but nearest (0 = off)"
     )
     p.add_argument("--out", default="bench/out/clone", help="folder for clone_report.json and the plot")
     p.add_argument("--limit", type=int, default=0, help="at most N speakers per language (0 = all)")
@@ -420,6 +440,7 @@ def main(args: argparse.Namespace) -> int:
             asr=not args.no_asr,
             mos=not args.no_mos,
             refine_steps=args.refine_steps,
+            spectral_match=args.spectral_match,
         )
         report = run_clone_eval(cfg)
     except (ValueError, FileNotFoundError) as e:

@@ -280,7 +280,8 @@ def dnsmos(audio: np.ndarray, sr: int) -> dict[str, float]:
     }
 
 
-def _mel_fb(n_mels: int, nfft: int, sr: int) -> np.ndarray:
+def mel_filterbank(n_mels: int, nfft: int, sr: int) -> np.ndarray:
+    """Triangular mel filters [n_mels, nfft // 2 + 1] from 50 Hz to 200 Hz under Nyquist."""
     def hz2mel(f):
         return 2595.0 * np.log10(1.0 + np.asarray(f) / 700.0)
 
@@ -306,7 +307,7 @@ def spectral_envelope(audio: np.ndarray, sr: int, n_mels: int = 40, n_ceps: int 
     idx = np.arange(win)[None, :] + hop * np.arange(n)[:, None]
     fr = x[idx] * np.hanning(win)
     p = np.abs(np.fft.rfft(fr, 512, axis=1)) ** 2
-    logmel = np.log(p @ _mel_fb(n_mels, 512, SR).T + 1e-10)
+    logmel = np.log(p @ mel_filterbank(n_mels, 512, SR).T + 1e-10)
     db = 10 * np.log10(np.mean(fr**2, axis=1) + 1e-10)
     keep = db > np.percentile(db, 95) - 30
     avg = logmel[keep].mean(axis=0)
@@ -339,7 +340,7 @@ def mfcc_signature(audio: np.ndarray, sr: int, n_mels: int = 40, n_ceps: int = 1
     idx = np.arange(win)[None, :] + hop * np.arange(n)[:, None]
     fr = x[idx] * np.hanning(win)
     p = np.abs(np.fft.rfft(fr, 512, axis=1)) ** 2
-    logmel = 10 * np.log10(p @ _mel_fb(n_mels, 512, SR).T + 1e-10)
+    logmel = 10 * np.log10(p @ mel_filterbank(n_mels, 512, SR).T + 1e-10)
     db = 10 * np.log10(np.mean(fr**2, axis=1) + 1e-10)
     keep = db > db.max() - 35
     k = np.arange(n_mels)

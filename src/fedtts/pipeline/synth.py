@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from fedtts.engine.onnx_engine import MAX_TOKENS, SAMPLE_RATE
+from fedtts.pipeline.equalizer import equalize
 
 __all__ = [
     "SAMPLE_RATES",
@@ -220,6 +221,7 @@ class Synthesizer:
         sr = int(options.sample_rate)
         # the request's speed times the voice's own pace (a cloned or emotion-transferred rate)
         speed = float(np.clip(float(options.speed) * float(getattr(voice, "pace", 1.0)), 0.25, 4.0))
+        eq = getattr(voice, "eq_db", None)  # a clone's spectral-match curve
         index = 0
         for seg, seg_is_last in self._segments(str(text), options, sink):
             phonemes = str(getattr(seg, "phonemes", "") or "").strip()
@@ -230,6 +232,8 @@ class Synthesizer:
                 if not tokens:
                     continue
                 audio = engine.infer(tokens, voice.style_for(len(tokens)), speed)
+                if eq is not None:
+                    audio = equalize(audio, eq, SAMPLE_RATE)
                 audio = _fade(audio, SAMPLE_RATE)
                 last_piece = j == len(pieces) - 1
                 pause = float(getattr(seg, "pause_after", 0.0) or 0.0) if last_piece else 0.05

@@ -18,6 +18,7 @@ PACK_SHAPE = (510, 256)
 TIMBRE = slice(0, 128)
 PROSODY = slice(128, 256)
 MIN_PACE, MAX_PACE = 0.5, 2.0
+EQ_LIMIT_DB = 18.0  # a stored curve is clipped to this on use (a hand-edited profile cannot blow up)
 
 
 class VoiceError(ValueError):
@@ -51,6 +52,17 @@ class Voice:
         pace = float(self.meta.get("pace", 1.0))
         return pace if np.isfinite(pace) and MIN_PACE <= pace <= MAX_PACE else 1.0
 
+    @property
+    def eq_db(self) -> np.ndarray | None:
+        """The voice's spectral-match curve (dB per mel band, see ``voice.spectral_match``), if any."""
+        eq = self.meta.get("eq_db")
+        if eq is None:
+            return None
+        g = np.asarray(eq, dtype=np.float32).ravel()
+        if g.size < 2 or not np.all(np.isfinite(g)):
+            return None
+        return np.clip(g, -EQ_LIMIT_DB, EQ_LIMIT_DB)
+
     def style_for(self, n_tokens: int) -> np.ndarray:
         """The style row Kokoro uses for an input of ``n_tokens`` phoneme tokens."""
         return self.pack[min(max(int(n_tokens), 1), PACK_SHAPE[0]) - 1]
@@ -81,6 +93,13 @@ def blend(parts: list[tuple[Voice, float]], name: str | None = None) -> Voice:
     pace = float(sum(w * v.pace for (v, _), w in zip(parts, weights, strict=True)))
     if abs(pace - 1.0) > 1e-6:
         meta["pace"] = pace
+    curves = [v.eq_db for v, _ in parts]
+    if any(c is not None for c in curves):  # a voice without a curve counts as flat
+        size = max(c.size for c in curves if c is not None)
+        flat = np.zeros(size, np.float32)
+        if all(c is None or c.size == size for c in curves):
+            eq = sum(w * (flat if c is None else c) for c, w in zip(curves, weights, strict=True))
+            meta["eq_db"] = [round(float(g), 2) for g in eq]
     return Voice(name=label, pack=pack.astype(np.float32), meta=meta)
 
 

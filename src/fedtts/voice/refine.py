@@ -75,4 +75,9 @@ def refine_voice(voice: Voice, ref: Reference, steps: int = 24, progress: bool =
     start = (voice.pack - offsets).mean(0)  # the length-independent style of the pack
     style = refine_style(start, [(ref.audio, ref.sample_rate)], steps=steps, progress=progress)
     meta = {**voice.meta, "method": f"{voice.meta.get('method', 'clone')}+refine", "refine_steps": int(steps)}
-    return Voice(name=voice.name, pack=style_to_pack(style), meta=meta)
+    refined = Voice(name=voice.name, pack=style_to_pack(style), meta=meta)
+    if "eq_strength" in voice.meta:  # the curve depends on the style's own spectrum: measure it anew
+        from fedtts.voice.spectral_match import spectral_match
+
+        refined = spectral_match(refined, ref, float(voice.meta["eq_strength"]))
+    return refined

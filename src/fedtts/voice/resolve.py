@@ -66,8 +66,12 @@ def resolvers() -> list[str]:
     return [n for n, _ in sorted(_REGISTRY.items(), key=lambda kv: -kv[1].priority)]
 
 
-def resolve_reference(ref: Reference, method: str | None = None) -> Voice:
-    """Make a Voice from a cleaned reference with ``method`` (default: best available)."""
+def resolve_reference(ref: Reference, method: str | None = None, spectral_match: float = 1.0) -> Voice:
+    """Make a Voice from a cleaned reference with ``method`` (default: best available).
+
+    ``spectral_match`` (0–1.5) equalises the clone toward the reference's long-term spectrum
+    (:mod:`fedtts.voice.spectral_match`); 0 leaves the model's own colour.
+    """
     _load_builtin_resolvers()
     method = method or os.environ.get("FEDTTS_CLONE_METHOD") or None
     if method:
@@ -82,6 +86,10 @@ def resolve_reference(ref: Reference, method: str | None = None) -> Voice:
     voice = entry.fn(ref)
     voice.meta.setdefault("method", method)
     voice.meta.setdefault("clip_sha256", ref.sha256)
+    if spectral_match:
+        from fedtts.voice.spectral_match import spectral_match as match
+
+        voice = match(voice, ref, spectral_match)
     return voice
 
 
