@@ -59,6 +59,10 @@ def test_equalizer_applies_the_curve_and_keeps_the_level():
     inner = np.r_[2 : N_BANDS // 2 - 2, N_BANDS // 2 + 2 : N_BANDS - 2]  # away from the step
     assert np.max(np.abs(change[inner] - g[inner])) < 1.5
     assert equalize(np.zeros(0, np.float32), g).size == 0
+    from fedtts.pipeline.equalizer import soft_limit
+
+    lim = soft_limit(np.array([0.5, -0.8, 3.0, -3.0], np.float32))
+    assert lim[0] == 0.5 and -0.8 < lim[1] < -0.7 and 0.99 < lim[2] <= 1.0 and lim[3] == -lim[2]
 
 
 def test_shipped_map_predicts_a_stock_render_better_than_a_constant():
