@@ -297,18 +297,21 @@ def mel_filterbank(n_mels: int, nfft: int, sr: int) -> np.ndarray:
     return fb
 
 
-def spectral_envelope(audio: np.ndarray, sr: int, n_mels: int = 40, n_ceps: int = 24) -> np.ndarray:
-    """Long-term average mel-cepstrum (c1..c_n) over speech frames: a level-free timbre summary."""
-    x = resample(audio, sr, SR)
-    win, hop = 400, 160
+def windowed_frames(x: np.ndarray, win: int, hop: int, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """Hann-windowed frames [n, win] of ``x`` and their levels (dB); ``what`` names the error."""
     if len(x) < win:
-        raise ValueError("audio too short for a spectral envelope (< 25 ms)")
+        raise ValueError(f"audio too short for {what}")
     n = 1 + (len(x) - win) // hop
     idx = np.arange(win)[None, :] + hop * np.arange(n)[:, None]
     fr = x[idx] * np.hanning(win)
+    return fr, 10 * np.log10(np.mean(fr**2, axis=1) + 1e-10)
+
+
+def spectral_envelope(audio: np.ndarray, sr: int, n_mels: int = 40, n_ceps: int = 24) -> np.ndarray:
+    """Long-term average mel-cepstrum (c1..c_n) over speech frames: a level-free timbre summary."""
+    fr, db = windowed_frames(resample(audio, sr, SR), 400, 160, "a spectral envelope (< 25 ms)")
     p = np.abs(np.fft.rfft(fr, 512, axis=1)) ** 2
     logmel = np.log(p @ mel_filterbank(n_mels, 512, SR).T + 1e-10)
-    db = 10 * np.log10(np.mean(fr**2, axis=1) + 1e-10)
     keep = db > np.percentile(db, 95) - 30
     avg = logmel[keep].mean(axis=0)
     k = np.arange(n_mels)
@@ -332,16 +335,9 @@ def mfcc_signature(audio: np.ndarray, sr: int, n_mels: int = 40, n_ceps: int = 1
     (the tuner and the bank use GE2E); z-normalised against a background population it separates
     the dev speakers' recordings well (same-speaker pairs above different-speaker pairs in 99.9 %).
     """
-    x = resample(audio, sr, SR)
-    win, hop = 400, 160
-    if len(x) < win:
-        raise ValueError("audio too short for an MFCC signature (< 25 ms)")
-    n = 1 + (len(x) - win) // hop
-    idx = np.arange(win)[None, :] + hop * np.arange(n)[:, None]
-    fr = x[idx] * np.hanning(win)
+    fr, db = windowed_frames(resample(audio, sr, SR), 400, 160, "an MFCC signature (< 25 ms)")
     p = np.abs(np.fft.rfft(fr, 512, axis=1)) ** 2
     logmel = 10 * np.log10(p @ mel_filterbank(n_mels, 512, SR).T + 1e-10)
-    db = 10 * np.log10(np.mean(fr**2, axis=1) + 1e-10)
     keep = db > db.max() - 35
     k = np.arange(n_mels)
     dct = np.cos(np.pi / n_mels * (k[None, :] + 0.5) * np.arange(1, n_ceps + 1)[:, None])

@@ -65,16 +65,12 @@ def ltas_db(audio: np.ndarray, sr: int = SR) -> np.ndarray:
         import soxr
 
         x = soxr.resample(x, sr, SR).astype(np.float32)
-    win, hop = 1024, 256
-    if len(x) < win:
-        raise ValueError("audio too short for a long-term spectrum (< 43 ms)")
-    n = 1 + (len(x) - win) // hop
-    idx = np.arange(win)[None, :] + hop * np.arange(n)[:, None]
-    fr = x[idx] * np.hanning(win)
-    level = 10 * np.log10(np.mean(fr**2, axis=1) + 1e-10)
+    from fedtts.eval.metrics import windowed_frames
+
+    fr, level = windowed_frames(x, 1024, 256, "a long-term spectrum (< 43 ms)")
     keep = level > level.max() - 35.0  # speech frames, not pauses
     p = np.abs(np.fft.rfft(fr[keep], axis=1)) ** 2
-    return (10 * np.log10(p @ mel_bands(win).T + 1e-10)).mean(0).astype(np.float32)
+    return (10 * np.log10(p @ mel_bands(1024).T + 1e-10)).mean(0).astype(np.float32)
 
 
 def match_curve(
