@@ -44,3 +44,22 @@ def test_cli_models_and_rollback(tmp_path, capsys):
     assert main(["fl", "--registry", str(tmp_path), "models"]) == 0
     assert "* v1" in capsys.readouterr().out
     assert main(["fl", "--registry", str(tmp_path), "rollback", "9"]) == 2
+
+
+@pytest.mark.torch
+@pytest.mark.slow
+def test_device_enrollment_by_inversion_is_cached_apart_from_the_bank_match(dev_manifest):
+    """`enroll-refine` N: the device's target is the bank match polished by N inversion steps (the best
+    step is kept; step 0 is the match itself), in its own cache file; a second call reads it back."""
+    from fedtts.federated.client_app import _cache_file, enroll_cached
+
+    clips = [next(r["abspath"] for r in dev_manifest if r["speaker"] == "ls909" and r["role"] == "prompt")]
+    feats0, bank, spent0 = enroll_cached(clips, 0)
+    feats1, refined, spent1 = enroll_cached(clips, 3)
+    assert spent0 > 0 and spent1 > spent0  # computed, and inversion costs more than the match
+    assert _cache_file(clips, 0) != _cache_file(clips, 3) and _cache_file(clips, 3).is_file()
+    np.testing.assert_array_equal(feats0, feats1)
+    assert float(np.abs(refined - bank).max()) > 1e-4  # the inversion step moved the target
+    again, style, spent = enroll_cached(clips, 3)
+    assert spent == 0.0
+    np.testing.assert_array_equal(style, refined)

@@ -1,4 +1,4 @@
-"""What a federated round exchanges (FEDERATED arrays only), the start-model check, complete version files,
+"""What a federated round exchanges (FEDERATED arrays as public-subspace coordinates), the start-model check, complete version files,
 and inference using the installed version (registry current → rollback changes it; broken → shipped)."""
 
 from __future__ import annotations
@@ -10,10 +10,13 @@ import numpy as np
 import pytest
 
 from fedtts.federated.model import (
+    SUBSPACE_DIMS,
+    _subspace,
     federated_arrays,
     frozen_digest,
     load_start_model,
     merge_federated,
+    same_frozen,
     version_named,
     weights_from_version,
 )
@@ -27,20 +30,31 @@ def _version(w0: TunerWeights, shift: float, name: str) -> TunerWeights:
     return replace(w0, b_t=w0.b_t + shift, w_p=w0.w_p + shift, b_p=w0.b_p + shift, version=name)
 
 
-def test_only_federated_arrays_travel_and_frozen_ones_identify_the_start_model():
+def test_only_federated_arrays_travel_as_public_subspace_coordinates_from_the_start_model():
     w0 = load_start_model("")
-    arrays = federated_arrays(w0)
-    assert [a.shape for a in arrays] == [(128,), (128, 6), (128,)]
-    assert sum(a.size for a in arrays) == 1024
-    w1 = merge_federated(w0, federated_arrays(_version(w0, 0.1, "x")))
-    assert frozen_digest(w1) == frozen_digest(w0)  # federating never changes the frozen part
-    # exchanged whitened (style dims in prior std), so the values sit well inside SecAgg+'s range
-    assert max(float(np.abs(a).max()) for a in federated_arrays(w0)) < 8.0
-    assert np.array_equal(w1.w_t, w0.w_t) and np.allclose(w1.b_t, w0.b_t + 0.1, atol=1e-6)
+    k = SUBSPACE_DIMS
+    assert [a.shape for a in federated_arrays(w0, w0)] == [(k,), (k, 6), (k,)]
+    assert all(not a.any() for a in federated_arrays(w0, w0))  # the start model is the origin
+    rng = np.random.default_rng(0)
+    coords = [rng.normal(0, 1, a.shape).astype(np.float32) for a in federated_arrays(w0, w0)]
+    w1 = merge_federated(w0, coords, version="x")
+    for got, want in zip(federated_arrays(w1, w0), coords, strict=True):  # exact round trip
+        np.testing.assert_allclose(got, want, atol=1e-4)
+    assert same_frozen(w1, w0) and np.array_equal(w1.w_t, w0.w_t) and not np.allclose(w1.b_t, w0.b_t)
+    assert frozen_digest(w1) != frozen_digest(w0)  # a different origin is a different start model
+    # a change along a bank direction is exchanged (in prior std); one orthogonal to the subspace is not
+    basis, scale = _subspace()["b_t"]
+    along = replace(w0, b_t=w0.b_t + 0.5 * scale * basis[:, 0])
+    assert float(federated_arrays(along, w0)[0][0]) == pytest.approx(0.5, abs=1e-4)
+    v = rng.normal(size=128)
+    off = replace(w0, b_t=w0.b_t + scale * (v - basis @ (basis.T @ v)))
+    assert float(np.abs(federated_arrays(off, w0)[0]).max()) < 1e-4
     other = replace(w0, w_c=w0.w_c + 1e-3)
-    assert frozen_digest(other) != frozen_digest(w0)
+    assert not same_frozen(other, w0) and frozen_digest(other) != frozen_digest(w0)
     with pytest.raises(ValueError, match="federated arrays"):
         merge_federated(w0, [w0.w_t, w0.b_t, w0.w_p, w0.w_c, w0.b_p])
+    with pytest.raises(ValueError, match="expected shape"):
+        merge_federated(w0, [w0.b_t, w0.w_p, w0.b_p])  # full-size arrays are not coordinates
 
 
 def test_client_refuses_a_start_model_with_other_frozen_arrays(tmp_path):
@@ -58,8 +72,9 @@ def test_client_refuses_a_start_model_with_other_frozen_arrays(tmp_path):
     rng = np.random.default_rng(0)
     style = (np.concatenate([w0.b_t, w0.b_p]) + 0.05).astype(np.float32)
     data = LocalData("s", rng.normal(size=(3, 262)).astype(np.float32), style)
-    new, m = local_fit(federated_arrays(w0), data, good)
-    assert [a.shape for a in new] == [(128,), (128, 6), (128,)] and m["train_loss"] < m["start_loss"]
+    new, m = local_fit(federated_arrays(w0, w0), data, good)
+    assert [a.shape for a in new] == [(SUBSPACE_DIMS,), (SUBSPACE_DIMS, 6), (SUBSPACE_DIMS,)]
+    assert m["train_loss"] < m["start_loss"] and any(a.any() for a in new)
 
 
 def test_registry_versions_are_complete_tuner_files(tmp_path):

@@ -294,17 +294,24 @@ def _synth():
     return Synthesizer()
 
 
-def evaluate_tuner(weights, limit: int | None = None) -> dict[str, float]:
-    """Server-side check of a global tuner on the server's own public held-back speakers (dev, en)."""
+def evaluate_tuner(weights, limit: int | None = None, spectral_match: float = 1.0) -> dict[str, float]:
+    """Server-side check of a global tuner on the server's own public held-back speakers (dev, en).
+
+    The clone is made as `fedtts` makes it: the tuner's style, then spectral match (default 1, as in
+    cloning); `spectral_match=0` scores the tuner's style alone.
+    """
     from fedtts.voice.profile import Voice
     from fedtts.voice.reference import reference_from_array
+    from fedtts.voice.spectral_match import spectral_match as match
     from fedtts.voice.tuner import VoiceTuner
 
     tuner = VoiceTuner(weights)
     speakers = list(_server_speakers())[: limit or None]
 
     def clone(s: _Speaker) -> Voice:
-        return tuner.voice(reference_from_array(s.prompt, SR))
+        ref = reference_from_array(s.prompt, SR)
+        v = tuner.voice(ref)
+        return match(v, ref, spectral_match) if spectral_match else v
 
     res = _score(speakers, clone, "tuner", _synth())
     return {

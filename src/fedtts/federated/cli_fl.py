@@ -14,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+from fedtts.federated.config import STRATEGIES
+
 __all__ = ["register_fl_runs"]
 
 
@@ -30,9 +32,11 @@ def _cfg_from_args(args: argparse.Namespace, **extra):
         strategy=args.strategy,
         prox_mu=args.prox_mu,
         server_lr=args.server_lr,
+        server_momentum=args.server_momentum,
         init_model=args.init_model,
         local_epochs=args.local_epochs,
         lr=args.lr,
+        enroll_refine=args.enroll_refine,
         dp=dp,
         noise_multiplier=args.noise_multiplier,
         clip=args.clip,
@@ -52,12 +56,17 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fraction", type=float, default=0.2, help="clients sampled per round (fraction)")
     p.add_argument("--min-fit-clients", type=int, default=3, help="at least this many per round")
     p.add_argument("--dropout", type=float, default=0.0, help="probability a sampled client drops mid-round")
-    p.add_argument("--strategy", choices=("fedavg", "fedprox", "fedadam"), default="fedavg")
+    p.add_argument("--strategy", choices=STRATEGIES, default="fedavg")
     p.add_argument("--prox-mu", type=float, default=0.01, help="FedProx proximal term")
-    p.add_argument("--server-lr", type=float, default=0.05, help="FedAdam server learning rate (eta)")
+    p.add_argument("--server-lr", type=float, default=0.05, help="FedAdam eta / FedAvgM server learning rate")
+    p.add_argument("--server-momentum", type=float, default=0.0, help="FedAvgM server momentum")
     p.add_argument("--init-model", default="", help="start model .npz (default: shipped tuner_v0_synthetic.npz)")
     p.add_argument("--local-epochs", type=int, default=5)
     p.add_argument("--lr", type=float, default=1e-3, help="client learning rate (Adam)")
+    p.add_argument(
+        "--enroll-refine", type=int, default=0,
+        help="gradient-inversion steps of each device's first enrollment (torch; minutes once, then cached)",
+    )
     p.add_argument("--dp", choices=("central", "adaptive", "local", "off"), default="central")
     p.add_argument("--no-dp", action="store_true", help="same as --dp off")
     p.add_argument("--no-secagg", action="store_true", help="plain aggregation (server sees each update)")

@@ -38,7 +38,7 @@ from flwr.compat.common import recorddict_compat as compat
 
 from fedtts.federated.data import node_clips
 
-__all__ = ["app", "LocalData", "local_fit", "start_model", "privacy_mod", "load_enrollment", "SimulatedDropout"]
+__all__ = ["app", "LocalData", "local_fit", "start_model", "privacy_mod", "load_enrollment", "enroll_cached", "SimulatedDropout"]
 
 log = logging.getLogger(__name__)
 
@@ -62,18 +62,43 @@ class LocalData:
         return np.repeat(self.style[None].astype(np.float32), len(self.features), axis=0)
 
 
-def _cache_file(clips: list[str]) -> Path:
+def _cache_file(clips: list[str], refine_steps: int = 0) -> Path:
     from fedtts.engine.assets import data_dir
     from fedtts.voice.prosody import TRACKER_VERSION
 
     h = hashlib.sha256(f"f0_tracker={TRACKER_VERSION}\n".encode())  # features change with the tracker
+    if refine_steps:  # a different target: its own file (0 keeps the older bank-only files valid)
+        h.update(f"refine={int(refine_steps)}\n".encode())
     for c in clips:
         st = os.stat(c)
         h.update(f"{os.path.abspath(c)}|{st.st_size}|{st.st_mtime_ns}\n".encode())
     return data_dir() / "federated" / "enrollment" / f"{h.hexdigest()[:24]}.npz"
 
 
-def load_enrollment(context: Context) -> tuple[LocalData, float]:
+def enroll_cached(clips: list[str], refine_steps: int = 0) -> tuple[np.ndarray, np.ndarray, float]:
+    """(features, target style, seconds spent) of these clips: from the device's cache file, else enrolled.
+
+    `refine_steps` > 0 polishes the bank match by gradient inversion through the differentiable Kokoro
+    (torch, 5–50 s a step on one core): minutes once per device, then cached, since the clips do not change.
+    """
+    cache = _cache_file(clips, refine_steps)
+    if cache.is_file():
+        with np.load(cache) as z:
+            return z["features"], z["style"], 0.0
+    from fedtts.voice.enroll import EnrollConfig, enroll_speaker
+
+    t0 = time.perf_counter()
+    enr = enroll_speaker(clips, EnrollConfig(refine_steps=int(refine_steps)))
+    feats = np.asarray(enr.features, np.float32)
+    style = np.asarray(enr.style, np.float32)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_suffix(f".{os.getpid()}.tmp.npz")
+    np.savez(tmp, features=feats, style=style)
+    tmp.replace(cache)
+    return feats, style, time.perf_counter() - t0
+
+
+def load_enrollment(context: Context, refine_steps: int = 0) -> tuple[LocalData, float]:
     """Enrollment of this node's speaker: from `context.state`, else the local cache file, else computed.
 
     Returns the data and the seconds spent enrolling (0 when cached). The voice pack is not kept here:
@@ -81,29 +106,14 @@ def load_enrollment(context: Context) -> tuple[LocalData, float]:
     """
     state = context.state
     if STATE_KEY in state.array_records:  # later rounds: no need to look at the clips again
-        feats, style = state.array_records[STATE_KEY].to_numpy_ndarrays()
-        label = str(state.config_records[STATE_KEY]["label"]) if STATE_KEY in state.config_records else ""
-        return LocalData(label, feats, style), 0.0
+        meta = state.config_records[STATE_KEY] if STATE_KEY in state.config_records else {}
+        if int(meta.get("refine", 0)) == int(refine_steps):  # else the server asked for another target
+            feats, style = state.array_records[STATE_KEY].to_numpy_ndarrays()
+            return LocalData(str(meta.get("label", "")), feats, style), 0.0
     label, clips = node_clips(dict(context.node_config))
-    cache = _cache_file(clips)
-    t0 = time.perf_counter()
-    if cache.is_file():
-        with np.load(cache) as z:
-            feats, style = z["features"], z["style"]
-        spent = 0.0
-    else:
-        from fedtts.voice.enroll import enroll_speaker
-
-        enr = enroll_speaker(clips)
-        feats = np.asarray(enr.features, np.float32)
-        style = np.asarray(enr.style, np.float32)
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(".tmp.npz")
-        np.savez(tmp, features=feats, style=style)
-        tmp.replace(cache)
-        spent = time.perf_counter() - t0
+    feats, style, spent = enroll_cached(clips, refine_steps)
     state.array_records[STATE_KEY] = ArrayRecord([feats, style])
-    state.config_records[STATE_KEY] = ConfigRecord({"label": label})
+    state.config_records[STATE_KEY] = ConfigRecord({"label": label, "refine": int(refine_steps)})
     return LocalData(label, feats, style), spent
 
 
@@ -153,7 +163,7 @@ def local_fit(
     ).validate()
     start_loss = tuner_loss(base, data.features, data.targets)
     new, curve = fit_tuner(base, data.features, data.targets, fc)
-    arrays = federated_arrays(new)
+    arrays = federated_arrays(new, frozen)  # the local step, projected on the public subspace
     return arrays, {"start_loss": float(start_loss), "train_loss": float(curve[-1]) if curve else start_loss}
 
 
@@ -199,7 +209,7 @@ def train(msg: Message, context: Context) -> Message:
     if drop > 0 and rng.random() < drop:
         raise SimulatedDropout(f"node {pid} dropped out of round {rnd} (p={drop})")
     t0 = time.perf_counter()
-    data, enroll_s = load_enrollment(context)
+    data, enroll_s = load_enrollment(context, int(cfg.get("enroll-refine", 0)))
     arrays, fit_metrics = local_fit(parameters_to_ndarrays(fitins.parameters), data, cfg)
     compute_s = time.perf_counter() - t0
     # Under DP every user weighs the same (the DP bound is per user, not per clip).

@@ -13,7 +13,7 @@ from typing import Any
 
 __all__ = ["FLConfig", "STRATEGIES", "DP_MODES"]
 
-STRATEGIES = ("fedavg", "fedprox", "fedadam")
+STRATEGIES = ("fedavg", "fedprox", "fedavgm", "fedadam")
 DP_MODES = ("central", "adaptive", "local", "off")
 
 
@@ -26,11 +26,13 @@ class FLConfig:
     min_fit_clients: int = 2
     strategy: str = "fedavg"
     prox_mu: float = 0.01  # FedProx proximal term (also sent to clients)
-    server_lr: float = 0.05  # FedAdam eta
+    server_lr: float = 0.05  # FedAdam eta; FedAvgM server learning rate
+    server_momentum: float = 0.0  # FedAvgM
     local_epochs: int = 5
     lr: float = 1e-3  # Adam; 1e-2 overshoots on a device's 1-4 clips (loss rises after 1 epoch)
     batch_size: int = 32
     l2: float = 1e-3
+    enroll_refine: int = 0  # gradient-inversion steps when a device first enrolls (0: bank match only)
     dp: str = "central"  # central (fixed clip) | adaptive (adaptive clip) | local (LocalDpMod) | off
     noise_multiplier: float = 0.5
     clip: float = 0.5  # L2 bound of one client's update (whole tuner)
@@ -81,6 +83,10 @@ class FLConfig:
             raise ValueError("local-epochs >= 1, 0 < lr <= 1, batch-size >= 1 required")
         if self.prox_mu < 0 or self.server_lr <= 0 or self.l2 < 0:
             raise ValueError("prox-mu >= 0, l2 >= 0, server-lr > 0 required")
+        if not 0 <= self.server_momentum < 1:
+            raise ValueError(f"server-momentum must be in [0, 1), got {self.server_momentum}")
+        if self.enroll_refine < 0:
+            raise ValueError(f"enroll-refine must be >= 0, got {self.enroll_refine}")
         if self.eval_every < 0 or self.eval_limit < 0 or self.population < 0:
             raise ValueError("eval-every, eval-limit and population must be >= 0")
         return self

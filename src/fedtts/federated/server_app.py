@@ -36,6 +36,7 @@ from fedtts.federated.model import (
     frozen_digest,
     load_start_model,
     merge_federated,
+    same_frozen,
     version_named,
     weights_from_version,
 )
@@ -284,7 +285,7 @@ def run_server(grid: Grid, context: Context, cfg: FLConfig) -> RunResult:
         runlog.add(row)
     mv, arrays = registry.load()
     base = weights_from_version(arrays, version=f"fl-v{mv.version}")
-    if frozen_digest(base) != start_sha:
+    if not same_frozen(base, w0):
         raise RuntimeError(
             f"registry {registry.root} v{mv.version} was not federated from this start model "
             f"({cfg.init_model or 'tuner_v0_synthetic.npz'}): its frozen arrays (w_t, w_c, feature stats) differ"
@@ -304,7 +305,7 @@ def run_server(grid: Grid, context: Context, cfg: FLConfig) -> RunResult:
         accountant = PrivacyAccountant(AccountantConfig(cfg.noise_multiplier, m / population, population))
         accountant.rounds = dp_rounds
 
-    trainable = federated_arrays(base)  # only these travel; the frozen rest is the start model's
+    trainable = federated_arrays(base, w0)  # only these travel, as coordinates from the start model
     recorder_ref: list[RoundRecorder] = []
 
     def fit_config(server_round: int) -> dict[str, Any]:
@@ -315,6 +316,7 @@ def run_server(grid: Grid, context: Context, cfg: FLConfig) -> RunResult:
             "lr": cfg.lr,
             "batch-size": cfg.batch_size,
             "l2": cfg.l2,
+            "enroll-refine": cfg.enroll_refine,
             "seed": cfg.seed,
             "dropout": cfg.dropout,
             "fedtts-dp": cfg.dp,
@@ -340,8 +342,8 @@ def run_server(grid: Grid, context: Context, cfg: FLConfig) -> RunResult:
     else:
         inner = default_fit_workflow
     recorder = RoundRecorder(
-        cfg, inner, strategy, cgrid, registry, base, accountant, runlog, round_offset, dp_rounds, plot_path
-    )
+        cfg, inner, strategy, cgrid, registry, w0, accountant, runlog, round_offset, dp_rounds, plot_path
+    )  # w0: merges are made on the start model (the exchanged coordinates are relative to it)
     recorder_ref.append(recorder)
     legacy = LegacyContext(context, config=ServerConfig(num_rounds=cfg.num_rounds), strategy=strategy)
     try:

@@ -8,7 +8,10 @@ flwr 1.42). What is added is what a voice federation needs on top:
   server only sees the sum, so the *aggregate* is checked and a bad round is rejected as a whole;
 * dropout tolerance: Flower's DP wrappers discard a round if any client failed; here failures are
   ignored and the noise is calibrated to the number of updates actually averaged (std = z·C/m);
-* FedAdam runs on the already-noised average (post-processing, so the DP guarantee holds).
+* the server optimiser (FedAdam, or FedAvgM's server learning rate and momentum) runs on the
+  already-noised average (post-processing, so the DP guarantee holds). Clipping shrinks each update
+  to the bound; a server learning rate above 1 restores the step length without touching the noise
+  to signal ratio, which only the cohort size and the noise multiplier set.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from flwr.server.strategy import (
     DifferentialPrivacyClientSideFixedClipping,
     FedAdam,
     FedAvg,
+    FedAvgM,
     FedProx,
     Strategy,
 )
@@ -81,7 +85,7 @@ class FedTTSStrategy(Strategy):
         cfg: FLConfig,
         base: Strategy,
         dp: DifferentialPrivacyClientSideFixedClipping | DifferentialPrivacyClientSideAdaptiveClipping | None,
-        server_opt: FedAdam | None,
+        server_opt: FedAdam | FedAvgM | None,
         initial: list[np.ndarray],
     ) -> None:
         super().__init__()
@@ -178,7 +182,7 @@ class FedTTSStrategy(Strategy):
         else:
             params, _ = self.base.aggregate_fit(server_round, kept, [])
         if params is not None and self.server_opt is not None:
-            # FedAdam on the (noised) average: feed it as the single "result" of the round.
+            # FedAdam/FedAvgM on the (noised) average: feed it as the single "result" of the round.
             avg = FitRes(kept[0][1].status, params, 1, {})
             params, _ = self.server_opt.aggregate_fit(server_round, [(kept[0][0], avg)], [])
         if params is not None:
@@ -221,8 +225,18 @@ def build_strategy(
         dp = DifferentialPrivacyClientSideAdaptiveClipping(
             base, cfg.noise_multiplier, m, initial_clipping_norm=cfg.clip
         )
-    server_opt = None
-    if cfg.strategy == "fedadam":
+    server_opt: FedAdam | FedAvgM | None = None
+    if cfg.strategy == "fedavgm":
+        server_opt = FedAvgM(
+            initial_parameters=init,
+            server_learning_rate=cfg.server_lr,
+            server_momentum=cfg.server_momentum,
+            fraction_fit=1.0,
+            fraction_evaluate=0.0,
+            min_fit_clients=1,
+            min_available_clients=1,
+        )
+    elif cfg.strategy == "fedadam":
         server_opt = FedAdam(
             initial_parameters=init,
             eta=cfg.server_lr,

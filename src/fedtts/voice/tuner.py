@@ -92,9 +92,9 @@ class TunerWeights:
     info: str = "{}"  # JSON: how the weights were fitted
 
     TRAINABLE = ("w_t", "b_t", "w_p", "w_c", "b_p")
-    # What federated rounds exchange and train: the biases and the prosody map (1 024 numbers). The
-    # two 128×256 embedding maps stay as trained centrally: with ~10 devices per round, DP noise on
-    # 66 k weights would drown any signal, on 1 k it does not.
+    # What federated rounds train: the biases and the prosody map, exchanged as 64 coordinates in a
+    # public subspace (fedtts.federated.model). The two 128×256 embedding maps stay as trained
+    # centrally: with ~10 devices per round, DP noise on 66 k weights would drown any signal.
     FEDERATED = ("b_t", "w_p", "b_p")
 
     @classmethod
