@@ -139,7 +139,13 @@ def _evaluate(weights, limit: int) -> dict[str, float]:
     except ImportError as e:
         log.warning("server evaluation unavailable (%s)", e)
         return {}
-    res = evaluate_tuner(weights, limit=limit or None)
+    from threadpoolctl import threadpool_limits
+
+    # One BLAS thread: this runs in the server thread of a simulation, beside the Ray workers on the
+    # same cores, and a multi-threaded OpenBLAS matmul there has spun without end (seen twice, in the
+    # acceptance bench and in the simulation test). The matrices are small, so one thread costs nothing.
+    with threadpool_limits(limits=1, user_api="blas"):
+        res = evaluate_tuner(weights, limit=limit or None)
     return {k: float(v) for k, v in res.items() if isinstance(v, int | float)}
 
 
