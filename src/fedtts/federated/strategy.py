@@ -225,25 +225,12 @@ def build_strategy(
         dp = DifferentialPrivacyClientSideAdaptiveClipping(
             base, cfg.noise_multiplier, m, initial_clipping_norm=cfg.clip
         )
+    # the server optimiser only ever sees one "result" a round: the (noised) average
+    single = {"initial_parameters": init, "fraction_fit": 1.0, "fraction_evaluate": 0.0,
+              "min_fit_clients": 1, "min_available_clients": 1}
     server_opt: FedAdam | FedAvgM | None = None
     if cfg.strategy == "fedavgm":
-        server_opt = FedAvgM(
-            initial_parameters=init,
-            server_learning_rate=cfg.server_lr,
-            server_momentum=cfg.server_momentum,
-            fraction_fit=1.0,
-            fraction_evaluate=0.0,
-            min_fit_clients=1,
-            min_available_clients=1,
-        )
+        server_opt = FedAvgM(server_learning_rate=cfg.server_lr, server_momentum=cfg.server_momentum, **single)
     elif cfg.strategy == "fedadam":
-        server_opt = FedAdam(
-            initial_parameters=init,
-            eta=cfg.server_lr,
-            eta_l=cfg.lr,
-            fraction_fit=1.0,
-            fraction_evaluate=0.0,
-            min_fit_clients=1,
-            min_available_clients=1,
-        )
+        server_opt = FedAdam(eta=cfg.server_lr, eta_l=cfg.lr, **single)
     return FedTTSStrategy(cfg, base, dp, server_opt, initial)
