@@ -53,12 +53,29 @@ def browser_ctx(tmp_path_factory):
         ctx.close()
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each phase's report on the test item, so the page fixture knows whether the test failed."""
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, f"rep_{rep.when}", rep)
+
+
 @pytest.fixture
-def page(browser_ctx, ui):
+def page(request, browser_ctx, ui):
     page = browser_ctx.new_page()
     page.set_default_timeout(120_000)
+    console: list[str] = []
+    page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
+    page.on("requestfailed", lambda r: console.append(f"request failed: {r.method} {r.url} {r.failure}"))
     _open(page, ui.url)
     yield page
+    rep = getattr(request.node, "rep_call", None)
+    if rep is not None and rep.failed:  # what the browser and the server said, for a run we cannot repeat
+        print("--- browser console ---", *console[-40:], sep="\n")
+        print(
+            "--- ui server log (tail) ---", *ui.log.read_text(errors="replace").splitlines()[-60:], sep="\n"
+        )
     page.close()
 
 
@@ -79,7 +96,22 @@ def _open(page, url: str) -> None:
 
 
 def _tab(page, name: str) -> None:
-    page.get_by_role("tab", name=name).click()
+    """Open a tab and wait until it is selected and its panel shown: Gradio mounts an inactive
+    tab's children only when it is opened, so acting at once can hit a half-built panel."""
+    tab = page.get_by_role("tab", name=name)
+    tab.click()
+    page.wait_for_function("t => t.getAttribute('aria-selected') === 'true'", arg=tab.element_handle())
+    page.get_by_role("tabpanel").filter(visible=True).first.wait_for()
+
+
+def _upload(page, elem_id: str, files) -> None:
+    """Upload as a user does: click the component's drop zone and answer the file chooser. The
+    chooser only opens once the component's own handler is live, unlike setting the hidden
+    input's files directly, which a component still being mounted may drop."""
+    zone = page.locator(f"#{elem_id} button").filter(has=page.locator("input[type=file]")).first
+    with page.expect_file_chooser() as chooser:
+        zone.click()
+    chooser.value.set_files(files)
 
 
 def _fetch(page, href: str) -> bytes:
@@ -92,7 +124,7 @@ def test_synthesis_clone_streams_and_saves(page, ui, dev_manifest):
     clip = dev_clip(dev_manifest, "en")["abspath"]
     page.locator("#text textarea").fill(TEXT)
     page.locator("#char-counter").get_by_text(f"{len(TEXT)} / ").wait_for()
-    page.locator("#ref-audio input[type=file]").set_input_files(clip)
+    _upload(page, "ref-audio", clip)
     page.locator("#ref-audio audio").first.wait_for(state="attached")
     page.locator("#generate").click()
     # the live player gets a playable source while the result is being made
@@ -138,7 +170,7 @@ def test_batch_tab_end_to_end(page, ui, dev_manifest, tmp_path):
     tasks = tmp_path / "tasks.jsonl"
     tasks.write_text("\n".join(json.dumps(x) for x in lines) + "\n{not json\n", encoding="utf-8")
     _tab(page, "Batch")
-    page.locator("#batch-files input[type=file]").set_input_files([str(tasks), str(clip)])
+    _upload(page, "batch-files", [str(tasks), str(clip)])
     page.locator("#batch-files").get_by_text("tasks.jsonl").wait_for()
     page.locator("#batch-run").click()
     page.locator("#batch-status").get_by_text("finished").wait_for()
@@ -176,7 +208,7 @@ def test_dictionary_voices_and_system_tabs(page, ui, dev_manifest):
     # Voices: consent is required, then the profile is listed and offered in the voice pickers
     _tab(page, "Voices")
     page.locator("#enroll-name input, #enroll-name textarea").first.fill("tester")
-    page.locator("#enroll-clip input[type=file]").set_input_files(dev_clip(dev_manifest, "en")["abspath"])
+    _upload(page, "enroll-clip", dev_clip(dev_manifest, "en")["abspath"])
     page.locator("#enroll-clip audio").first.wait_for(state="attached")
     page.locator("#enroll").click()
     page.get_by_text("consent").first.wait_for()
