@@ -57,16 +57,22 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="bench_fl_"))
     os.environ.setdefault("FEDTTS_DATA_DIR", str(work / "device"))  # enrollment caches: one per run dir
     out = [run(True, args, work), run(False, args, work)]
-    print(f"\n{args.clients} clients, {args.rounds} rounds, fraction {args.fraction}, central DP, 1 CPU/client")
-    print(f"{'mode':<7} {'round':>5} {'clients':>7} {'client s':>9} {'enroll s':>9} {'round s':>8} "
-          f"{'kB down':>9} {'kB up':>9} {'kB up/client':>12}")
+    print(
+        f"\n{args.clients} clients, {args.rounds} rounds, fraction {args.fraction}, central DP, 1 CPU/client"
+    )
+    print(
+        f"{'mode':<7} {'round':>5} {'clients':>7} {'client s':>9} {'enroll s':>9} {'round s':>8} "
+        f"{'kB down':>9} {'kB up':>9} {'kB up/client':>12}"
+    )
     for o in out:
         for r in o["rounds"]:
             ok = max(1, r.get("results", r["clients_ok"]))
-            print(f"{o['mode']:<7} {r['round']:>5} {r['clients_ok']:>7} {r.get('compute_s', float('nan')):>9.3f} "
-                  f"{r.get('enroll_s', float('nan')):>9.3f} "
-                  f"{r['round_s']:>8.2f} {r['bytes_down'] / 1e3:>9.1f} {r['bytes_up'] / 1e3:>9.1f} "
-                  f"{r['bytes_up'] / 1e3 / ok:>12.1f}")
+            print(
+                f"{o['mode']:<7} {r['round']:>5} {r['clients_ok']:>7} {r.get('compute_s', float('nan')):>9.3f} "
+                f"{r.get('enroll_s', float('nan')):>9.3f} "
+                f"{r['round_s']:>8.2f} {r['bytes_down'] / 1e3:>9.1f} {r['bytes_up'] / 1e3:>9.1f} "
+                f"{r['bytes_up'] / 1e3 / ok:>12.1f}"
+            )
         print(f"{o['mode']:<7} total wall {o['wall_s']:.1f} s (includes Ray start-up)")
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=1))

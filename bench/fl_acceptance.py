@@ -39,13 +39,43 @@ def run_one(mode: str, seed: int, args: argparse.Namespace, work: Path, out: Pat
     if run_dir.exists():
         shutil.rmtree(run_dir)
     cmd = [
-        sys.executable, "-m", "fedtts.app.cli", "fl", "simulate",
-        "--clients", str(args.clients), "--rounds", str(args.rounds), "--fraction", "0.2",
-        "--dropout", "0.1", "--seed", str(seed), "--eval-every", str(args.rounds), "--eval-limit", "0",
-        "--noise-multiplier", str(args.noise_multiplier), "--clip", str(args.clip),
-        "--lr", str(args.lr), "--local-epochs", str(args.local_epochs), "--strategy", args.strategy,
-        "--server-lr", str(args.server_lr), "--server-momentum", str(args.server_momentum),
-        "--no-progress", "--out", str(run_dir), *MODES[mode],
+        sys.executable,
+        "-m",
+        "fedtts.app.cli",
+        "fl",
+        "simulate",
+        "--clients",
+        str(args.clients),
+        "--rounds",
+        str(args.rounds),
+        "--fraction",
+        "0.2",
+        "--dropout",
+        "0.1",
+        "--seed",
+        str(seed),
+        "--eval-every",
+        str(args.rounds),
+        "--eval-limit",
+        "0",
+        "--noise-multiplier",
+        str(args.noise_multiplier),
+        "--clip",
+        str(args.clip),
+        "--lr",
+        str(args.lr),
+        "--local-epochs",
+        str(args.local_epochs),
+        "--strategy",
+        args.strategy,
+        "--server-lr",
+        str(args.server_lr),
+        "--server-momentum",
+        str(args.server_momentum),
+        "--no-progress",
+        "--out",
+        str(run_dir),
+        *MODES[mode],
     ]
     # one BLAS thread from process start: a multi-threaded OpenBLAS in the simulation's server process
     # once spun forever in a server-side evaluation (seen with another job on the other core)
@@ -54,7 +84,9 @@ def run_one(mode: str, seed: int, args: argparse.Namespace, work: Path, out: Pat
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=args.run_timeout)
     wall = time.perf_counter() - t0
     (out / f"{mode}_s{seed}").mkdir(parents=True, exist_ok=True)
-    (out / f"{mode}_s{seed}" / "stdout.txt").write_text(proc.stdout[-8000:] + "\n--- stderr ---\n" + proc.stderr[-4000:])
+    (out / f"{mode}_s{seed}" / "stdout.txt").write_text(
+        proc.stdout[-8000:] + "\n--- stderr ---\n" + proc.stderr[-4000:]
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"{mode} seed {seed} failed (rc {proc.returncode}): {proc.stderr[-2000:]}")
     for f in ("fl_metrics.json", "fl_rounds.png"):
@@ -101,7 +133,8 @@ def summarise(rows: list[dict]) -> dict:
             end = np.array([r[f"{key}_end"] for r in rs], float)
             gain = end - start
             s[key] = {
-                "start_mean": float(start.mean()), "end_mean": float(end.mean()),
+                "start_mean": float(start.mean()),
+                "end_mean": float(end.mean()),
                 "end_std": float(end.std(ddof=1)) if len(rs) > 1 else 0.0,
                 "end_range": float(end.max() - end.min()),
                 "gain_mean": float(gain.mean()),
@@ -127,8 +160,14 @@ def plot(rows: list[dict], path: Path) -> None:
         for i, mode in enumerate(MODES):
             rs = [r for r in rows if r["mode"] == mode]
             for r in rs:
-                ax.plot([0, r["rounds"]], [r[f"{key}_start"], r[f"{key}_end"]], "o-", color=f"C{i}", alpha=0.7,
-                        label=mode if r is rs[0] else None)
+                ax.plot(
+                    [0, r["rounds"]],
+                    [r[f"{key}_start"], r[f"{key}_end"]],
+                    "o-",
+                    color=f"C{i}",
+                    alpha=0.7,
+                    label=mode if r is rs[0] else None,
+                )
         ax.set_xlabel("round")
         ax.set_title(f"held-back {key} (15 dev speakers), one line per seed", fontsize=9)
         ax.grid(alpha=0.3)
@@ -159,10 +198,22 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     res_path = out / "results.json"
     prev = json.loads(res_path.read_text()) if res_path.is_file() else {}
-    same = ("clients", "rounds", "noise_multiplier", "clip", "lr", "local_epochs", "strategy", "server_lr",
-            "server_momentum")
-    rows: list[dict] = [r for r in prev.get("runs", [])
-                        if all(prev.get("settings", {}).get(k) == getattr(args, k) for k in same)]
+    same = (
+        "clients",
+        "rounds",
+        "noise_multiplier",
+        "clip",
+        "lr",
+        "local_epochs",
+        "strategy",
+        "server_lr",
+        "server_momentum",
+    )
+    rows: list[dict] = [
+        r
+        for r in prev.get("runs", [])
+        if all(prev.get("settings", {}).get(k) == getattr(args, k) for k in same)
+    ]
     done = {(r["mode"], r["seed"]) for r in rows}
     for seed in [int(s) for s in args.seeds.split(",")]:
         for mode in args.modes.split(","):
@@ -171,8 +222,9 @@ def main() -> int:
             row = run_one(mode, seed, args, work, out)
             rows.append(row)
             print(json.dumps(row), flush=True)
-            res_path.write_text(json.dumps({"settings": vars(args), "runs": rows, "summary": summarise(rows)},
-                                           indent=1))
+            res_path.write_text(
+                json.dumps({"settings": vars(args), "runs": rows, "summary": summarise(rows)}, indent=1)
+            )
             plot(rows, out / "acceptance.png")
     print(json.dumps(summarise(rows), indent=1))
     return 0

@@ -77,7 +77,9 @@ def test_attack_above_chance_raw_at_chance_with_dp_and_secagg_dp():
     public, private, w_true, g = _population()
     fn = _lsq_update_fn(w_true)
     full = dict(shared="all")  # the attack mechanics, on a full-tuner exchange
-    raw = run_audit(fn, public, g, private, AuditConfig(clip=1.0, noise_multiplier=1.0, round_size=10, **full))
+    raw = run_audit(
+        fn, public, g, private, AuditConfig(clip=1.0, noise_multiplier=1.0, round_size=10, **full)
+    )
     print("\n".join(raw.lines()))
     chance = 1 / N_SPK
     assert raw.chance == chance

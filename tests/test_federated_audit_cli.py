@@ -22,7 +22,19 @@ def _run_audit(tmp_path_factory, shared: str) -> dict:
     out = tmp_path_factory.mktemp("audit") / "audit.json"
     # an empty registry: the shipped start weights, not whatever a local `fl simulate` left installed
     reg = tmp_path_factory.mktemp("registry")
-    argv = ["fl", "--registry", str(reg), "audit", "--clients", str(N), "--cohort", str(M), "--seeds", SEEDS, "--no-progress"]
+    argv = [
+        "fl",
+        "--registry",
+        str(reg),
+        "audit",
+        "--clients",
+        str(N),
+        "--cohort",
+        str(M),
+        "--seeds",
+        SEEDS,
+        "--no-progress",
+    ]
     assert main([*argv, "--shared", shared, "--json", str(out)]) == 0
     return json.loads(out.read_text())
 

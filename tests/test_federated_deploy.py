@@ -58,8 +58,9 @@ def test_superlink_three_supernodes_tls_auth_secagg_dp(tmp_path, data_dirs, enro
         for i, d in enumerate(data_dirs):
             priv, pub = deploy.make_node_key(work / "keys", f"node{i}")
             assert "registered" in deploy.register_supernode(pub, home)
-            procs.append(deploy.start_supernode(work, f"node{i}", link.extra["address"], pki.ca_cert, priv, d,
-                                                env=env))
+            procs.append(
+                deploy.start_supernode(work, f"node{i}", link.extra["address"], pki.ca_cert, priv, d, env=env)
+            )
         t0 = time.perf_counter()
         run = deploy.flwr_run(
             home,

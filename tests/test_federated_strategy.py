@@ -42,7 +42,10 @@ def _exchange(seed: int = 0) -> list[np.ndarray]:
     from fedtts.federated.model import SUBSPACE_DIMS
 
     rng = np.random.default_rng(seed)
-    return [rng.normal(0, 0.1, s).astype(np.float32) for s in ((SUBSPACE_DIMS,), (SUBSPACE_DIMS, 6), (SUBSPACE_DIMS,))]
+    return [
+        rng.normal(0, 0.1, s).astype(np.float32)
+        for s in ((SUBSPACE_DIMS,), (SUBSPACE_DIMS, 6), (SUBSPACE_DIMS,))
+    ]
 
 
 def _update(glob: list[np.ndarray], norm: float, seed: int) -> list[np.ndarray]:
@@ -176,9 +179,19 @@ def _context(features: np.ndarray, style: np.ndarray) -> Context:
 def _fit_config(mode: str, **kw) -> dict:
     from fedtts.federated.model import frozen_digest, load_start_model
 
-    cfg = {"fedtts-round": 1, "local-epochs": 3, "lr": 0.05, "seed": 0, "fedtts-dp": mode, "clip": 0.05,
-           "local-epsilon": 5.0, "local-delta": 1e-5, "uniform-weight": mode != "off",
-           "start-model": "", "start-sha256": frozen_digest(load_start_model(""))}
+    cfg = {
+        "fedtts-round": 1,
+        "local-epochs": 3,
+        "lr": 0.05,
+        "seed": 0,
+        "fedtts-dp": mode,
+        "clip": 0.05,
+        "local-epsilon": 5.0,
+        "local-delta": 1e-5,
+        "uniform-weight": mode != "off",
+        "start-model": "",
+        "start-sha256": frozen_digest(load_start_model("")),
+    }
     cfg.update(kw)
     return cfg
 
@@ -192,8 +205,9 @@ def test_client_app_clips_or_noises_what_leaves_the_device(mode):
     config = _fit_config(mode)
     if mode == "central":
         config["clipping_norm"] = 0.05  # what DifferentialPrivacyClientSideFixedClipping sends
-    raw, _ = local_fit(glob, type("D", (), {"features": feats, "targets": np.repeat(style[None], 3, 0)})(),
-                       config)
+    raw, _ = local_fit(
+        glob, type("D", (), {"features": feats, "targets": np.repeat(style[None], 3, 0)})(), config
+    )
     raw_norm = update_norm([a - g for a, g in zip(raw, glob, strict=True)])
     assert raw_norm > 0.05, "the local fit must move further than the clip for this test to mean anything"
     deltas = []

@@ -114,7 +114,9 @@ def match_strength(value: str) -> float:
     except ValueError:
         s = float("nan")
     if not 0.0 <= s <= 1.5:
-        raise argparse.ArgumentTypeError(f"spectral-match strength must be a number in [0, 1.5], got {value!r}")
+        raise argparse.ArgumentTypeError(
+            f"spectral-match strength must be a number in [0, 1.5], got {value!r}"
+        )
     return s
 
 
@@ -209,9 +211,12 @@ def cmd_say(args: argparse.Namespace) -> int:
     options = options_from_args(args)
     if args.refine and not args.ref:
         raise CliError("--refine needs --ref CLIP", 2)
-    voice = shape_voice(resolve_voice(
+    voice = shape_voice(
+        resolve_voice(
             args.voice, args.ref, args.ref_text, refine=args.refine, spectral_match=args.spectral_match
-        ), args)
+        ),
+        args,
+    )
     synth = make_synthesizer(args)
     t0 = time.perf_counter()
     if args.stream:

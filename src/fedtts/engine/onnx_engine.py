@@ -58,7 +58,9 @@ class KokoroEngine:
             if tid is None:
                 if ch not in self._warned:
                     self._warned.add(ch)
-                    log.warning("phoneme symbol %r (U+%04X) is not in the model vocabulary; skipped", ch, ord(ch))
+                    log.warning(
+                        "phoneme symbol %r (U+%04X) is not in the model vocabulary; skipped", ch, ord(ch)
+                    )
                 continue
             ids.append(tid)
         return ids

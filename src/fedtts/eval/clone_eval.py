@@ -420,9 +420,7 @@ def _print(summary: dict) -> None:
 
 def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--manifest", default=str(_shared_root() / "data" / "dev" / "manifest.jsonl"))
-    p.add_argument(
-        "--methods", default="tuner,bank,nearest", help=f"comma-separated: {', '.join(METHODS)}"
-    )
+    p.add_argument("--methods", default="tuner,bank,nearest", help=f"comma-separated: {', '.join(METHODS)}")
     p.add_argument(
         "--spectral-match", type=float, default=1.0, help="strength for every method but nearest (0 = off)"
     )

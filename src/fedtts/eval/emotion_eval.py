@@ -140,7 +140,11 @@ def _default(role: str, speaker: str) -> tuple[str, str | None]:
 def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--speaker-clip", default=None, help="voice to keep (default: dev ls909 prompt)")
     p.add_argument("--speaker-other", default=None, help="another recording of that speaker")
-    p.add_argument("--emotion-clip", default=None, help="prosody source (default: dev lsto2609 prompt: wider F0 range, slower)")
+    p.add_argument(
+        "--emotion-clip",
+        default=None,
+        help="prosody source (default: dev lsto2609 prompt: wider F0 range, slower)",
+    )
     p.add_argument("--alphas", default="0,0.25,0.5,0.75,1,1.5")
     p.add_argument("--out", default="bench/out/emotion")
 

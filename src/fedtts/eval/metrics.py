@@ -282,6 +282,7 @@ def dnsmos(audio: np.ndarray, sr: int) -> dict[str, float]:
 
 def mel_filterbank(n_mels: int, nfft: int, sr: int) -> np.ndarray:
     """Triangular mel filters [n_mels, nfft // 2 + 1] from 50 Hz to 200 Hz under Nyquist."""
+
     def hz2mel(f):
         return 2595.0 * np.log10(1.0 + np.asarray(f) / 700.0)
 

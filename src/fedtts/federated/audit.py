@@ -46,7 +46,9 @@ SHARED = {"all": TRAINABLE, "federated": TunerWeights.FEDERATED}
 def shared_view(delta: Sequence[np.ndarray], shared: str = "federated") -> list[np.ndarray]:
     """The update as the server sees it: arrays that are not exchanged are zero."""
     keep = SHARED[shared]
-    return [a if k in keep else np.zeros_like(a) for k, a in zip(TRAINABLE, _check_update(delta), strict=True)]
+    return [
+        a if k in keep else np.zeros_like(a) for k, a in zip(TRAINABLE, _check_update(delta), strict=True)
+    ]
 
 
 @dataclass
@@ -227,7 +229,10 @@ def run_audit(
     n = len(deltas)
     raw = np.mean([attack_single(d, cand_n, cfg.method) == i for i, d in enumerate(deltas)])
     dp = np.mean(
-        [attack_single(noised(d, cfg.noise_multiplier), cand_n, cfg.method) == i for i, d in enumerate(deltas)]
+        [
+            attack_single(noised(d, cfg.noise_multiplier), cand_n, cfg.method) == i
+            for i, d in enumerate(deltas)
+        ]
     )
     m = min(cfg.round_size, n)
     order = rng.permutation(n)

@@ -263,14 +263,24 @@ def client_updates(
     from fedtts.voice.tuner import TunerWeights
     from fedtts.voice.tuner_train import FitConfig, fit_tuner
 
-    fc = FitConfig(epochs=cfg.local_epochs, lr=cfg.lr, batch_size=cfg.batch_size, l2=cfg.l2, seed=0,
-                   trainable=TunerWeights.TRAINABLE).validate()
+    fc = FitConfig(
+        epochs=cfg.local_epochs,
+        lr=cfg.lr,
+        batch_size=cfg.batch_size,
+        l2=cfg.l2,
+        seed=0,
+        trainable=TunerWeights.TRAINABLE,
+    ).validate()
     out = []
     for c in clients:
         targets = np.repeat(np.asarray(c.style, np.float32)[None], len(c.features), axis=0)
         new, _ = fit_tuner(weights, c.features, targets, fc)  # type: ignore[arg-type]
-        out.append([np.asarray(getattr(new, k), np.float64) - np.asarray(getattr(weights, k), np.float64)
-                    for k in TunerWeights.TRAINABLE])
+        out.append(
+            [
+                np.asarray(getattr(new, k), np.float64) - np.asarray(getattr(weights, k), np.float64)
+                for k in TunerWeights.TRAINABLE
+            ]
+        )
     return out
 
 

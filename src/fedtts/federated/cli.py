@@ -84,21 +84,27 @@ def _cmd_dict_sync(args: argparse.Namespace) -> int:
 
 def _register_dict_sync(sub) -> None:
     """`fedtts fl dict-sync`: federated pronunciation dictionary (docs/federated_dictionary.md)."""
-    d = sub.add_parser("dict-sync", help="promote dictionary entries held by >= k devices (SecAgg+, DP, k-threshold)")
+    d = sub.add_parser(
+        "dict-sync", help="promote dictionary entries held by >= k devices (SecAgg+, DP, k-threshold)"
+    )
     d.add_argument("devices", nargs="*", help="device folders, each holding G2P_replace_dict.jsonl")
     d.add_argument("--devices-root", help="folder whose sub-folders are the devices")
     d.add_argument("--k", type=int, default=5, help="devices needed to promote an entry (default 5)")
     d.add_argument("--max-entries", type=int, default=16, help="entries one device contributes per sync")
     d.add_argument("--noise-multiplier", type=float, default=1.0, help="noise std / L2 sensitivity")
     d.add_argument("--noise", choices=("distributed", "central"), default="distributed")
-    d.add_argument("--min-clients", type=int, default=None, help="devices the noise is split over (default all)")
+    d.add_argument(
+        "--min-clients", type=int, default=None, help="devices the noise is split over (default all)"
+    )
     d.add_argument("--delta", type=float, default=1e-6)
     d.add_argument("--gate-sigmas", type=float, default=1.0, help="reveal if noisy count >= k - this * sigma")
     d.add_argument("--buckets", type=int, default=2**14)
     d.add_argument("--hashes", type=int, default=2)
     d.add_argument("--kdf-log2-n", type=int, default=14, help="scrypt cost per entry (2^N)")
     d.add_argument("--out", help="output folder (default data_dir()/federated/dictionary)")
-    d.add_argument("--merge-into", metavar="JSONL", help="also write <JSONL>.merged.jsonl (local entries win)")
+    d.add_argument(
+        "--merge-into", metavar="JSONL", help="also write <JSONL>.merged.jsonl (local entries win)"
+    )
     d.add_argument("--verbose", action="store_true", help="Flower debug logs")
     d.set_defaults(func=_cmd_dict_sync)
 

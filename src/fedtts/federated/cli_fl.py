@@ -60,11 +60,15 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prox-mu", type=float, default=0.01, help="FedProx proximal term")
     p.add_argument("--server-lr", type=float, default=0.05, help="FedAdam eta / FedAvgM server learning rate")
     p.add_argument("--server-momentum", type=float, default=0.0, help="FedAvgM server momentum")
-    p.add_argument("--init-model", default="", help="start model .npz (default: shipped tuner_v0_synthetic.npz)")
+    p.add_argument(
+        "--init-model", default="", help="start model .npz (default: shipped tuner_v0_synthetic.npz)"
+    )
     p.add_argument("--local-epochs", type=int, default=5)
     p.add_argument("--lr", type=float, default=1e-3, help="client learning rate (Adam)")
     p.add_argument(
-        "--enroll-refine", type=int, default=0,
+        "--enroll-refine",
+        type=int,
+        default=0,
         help="gradient-inversion steps of each device's first enrollment (torch; minutes once, then cached)",
     )
     p.add_argument("--dp", choices=("central", "adaptive", "local", "off"), default="central")
@@ -91,7 +95,9 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         return 2
     t0 = time.perf_counter()
     res = simulate(cfg, args.clients, verbose=args.verbose)
-    print(f"simulation of {args.clients} clients x {args.rounds} rounds took {time.perf_counter() - t0:.1f} s")
+    print(
+        f"simulation of {args.clients} clients x {args.rounds} rounds took {time.perf_counter() - t0:.1f} s"
+    )
     print(f"plot: {res['plot']}")
     return 0
 
@@ -127,7 +133,9 @@ def _cmd_deploy_superlink(args: argparse.Namespace) -> int:
         return 2
     proc = start_superlink(d, pki, host=args.host, port=args.port, env={"FLWR_HOME": str(d / "flwr_home")})
     _save_pid(d, proc)
-    connect = f"{args.public_host or ('127.0.0.1' if args.host in ('0.0.0.0', '::') else args.host)}:{args.port}"
+    connect = (
+        f"{args.public_host or ('127.0.0.1' if args.host in ('0.0.0.0', '::') else args.host)}:{args.port}"
+    )
     write_flwr_home(d / "flwr_home", connect, pki.ca_cert)
     ok = wait_port(connect.rsplit(":", 1)[0], args.port, 30)
     print(f"SuperLink {'listening' if ok else 'NOT reachable'} at {connect} (TLS, SuperNode auth on)")
@@ -155,8 +163,15 @@ def _cmd_deploy_supernode(args: argparse.Namespace) -> int:
     d = Path(args.dir)
     key = Path(args.key) if args.key else d / "keys" / args.name
     ca = Path(args.ca) if args.ca else d / "pki" / "ca.crt"
-    proc = start_supernode(d, args.name, args.superlink, ca, key, data_dir=Path(args.data_dir),
-                           env={"FLWR_HOME": str(d / "flwr_home")})
+    proc = start_supernode(
+        d,
+        args.name,
+        args.superlink,
+        ca,
+        key,
+        data_dir=Path(args.data_dir),
+        env={"FLWR_HOME": str(d / "flwr_home")},
+    )
     _save_pid(d, proc)
     return 0
 
@@ -167,7 +182,10 @@ def _cmd_deploy_run(args: argparse.Namespace) -> int:
     d = Path(args.dir)
     try:
         cfg = _cfg_from_args(
-            args, registry=args.registry or str(d / "models"), out_dir=str(d / "out"), population=args.population
+            args,
+            registry=args.registry or str(d / "models"),
+            out_dir=str(d / "out"),
+            population=args.population,
         )
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -220,8 +238,12 @@ def _cmd_deploy_local(args: argparse.Namespace) -> int:
         print("error: give at least 2 --data-dirs (one per SuperNode)", file=sys.stderr)
         return 2
     try:
-        cfg = _cfg_from_args(args, registry=args.registry or str(d / "models"), out_dir=str(d / "out"),
-                             population=len(data_dirs))
+        cfg = _cfg_from_args(
+            args,
+            registry=args.registry or str(d / "models"),
+            out_dir=str(d / "out"),
+            population=len(data_dirs),
+        )
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -268,7 +290,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def register_fl_runs(sub) -> None:
     s = sub.add_parser("simulate", help="federated tuner training on this machine (Flower simulation, Ray)")
     s.add_argument("--clients", type=int, default=10, help="simulated devices (one training speaker each)")
-    s.add_argument("--out", default="outputs/fl_sim", help="folder for models/, fl_metrics.json, fl_rounds.png")
+    s.add_argument(
+        "--out", default="outputs/fl_sim", help="folder for models/, fl_metrics.json, fl_rounds.png"
+    )
     s.add_argument("--verbose", action="store_true", help="Flower debug logs")
     _add_run_args(s)
     s.set_defaults(func=_cmd_simulate)

@@ -38,7 +38,16 @@ from flwr.compat.common import recorddict_compat as compat
 
 from fedtts.federated.data import node_clips
 
-__all__ = ["app", "LocalData", "local_fit", "start_model", "privacy_mod", "load_enrollment", "enroll_cached", "SimulatedDropout"]
+__all__ = [
+    "app",
+    "LocalData",
+    "local_fit",
+    "start_model",
+    "privacy_mod",
+    "load_enrollment",
+    "enroll_cached",
+    "SimulatedDropout",
+]
 
 log = logging.getLogger(__name__)
 
@@ -225,4 +234,3 @@ def train(msg: Message, context: Context) -> Message:
     res = FitRes(Status(Code.OK, "ok"), ndarrays_to_parameters(arrays), weight, metrics)
     content = compat.fitres_to_recorddict(res, keep_input=False)
     return Message(content, reply_to=msg)
-

@@ -227,7 +227,9 @@ def start_superlink(
     return proc
 
 
-def _flwr(args: list[str], flwr_home: Path, timeout: float, env: dict | None = None) -> subprocess.CompletedProcess:
+def _flwr(
+    args: list[str], flwr_home: Path, timeout: float, env: dict | None = None
+) -> subprocess.CompletedProcess:
     e = {**os.environ, **(env or {}), "FLWR_HOME": str(flwr_home)}
     return subprocess.run(
         [_bin("flwr"), *args], env=e, capture_output=True, text=True, timeout=timeout, check=False

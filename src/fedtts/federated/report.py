@@ -100,8 +100,10 @@ def _fmt(v: Any, spec: str) -> str:
 
 
 def summary_table(rows: list[dict[str, Any]]) -> str:
-    head = f"{'round':>5} {'ver':>4} {'ok/sampled':>10} {'drop':>4} {'rej':>3} {'loss':>7} " \
-           f"{'sim':>6} {'eps':>7} {'kB':>8} {'s':>6}"
+    head = (
+        f"{'round':>5} {'ver':>4} {'ok/sampled':>10} {'drop':>4} {'rej':>3} {'loss':>7} "
+        f"{'sim':>6} {'eps':>7} {'kB':>8} {'s':>6}"
+    )
     lines = [head, "-" * len(head)]
     for r in rows:
         lines.append(

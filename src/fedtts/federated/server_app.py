@@ -126,7 +126,9 @@ class CountingGrid:
     def send_and_receive(self, messages, *, timeout: float | None = None):
         msgs = list(messages)
         self.bytes_down += sum(_msg_bytes(m) for m in msgs)
-        replies = list(self._grid.send_and_receive(msgs, timeout=self.timeout if timeout is None else timeout))
+        replies = list(
+            self._grid.send_and_receive(msgs, timeout=self.timeout if timeout is None else timeout)
+        )
         self.bytes_up += sum(_msg_bytes(r) for r in replies)
         return replies
 
@@ -280,8 +282,14 @@ def run_server(grid: Grid, context: Context, cfg: FLConfig) -> RunResult:
     w0 = start_weights(cfg)
     start_sha = frozen_digest(w0)
     if registry.current() is None:
-        row: dict[str, Any] = {"round": 0, "source": str(w0.version), "epsilon": 0.0, "dp_rounds": 0,
-                               "start_model": cfg.init_model or "tuner_v0_synthetic.npz", "start_sha256": start_sha}
+        row: dict[str, Any] = {
+            "round": 0,
+            "source": str(w0.version),
+            "epsilon": 0.0,
+            "dp_rounds": 0,
+            "start_model": cfg.init_model or "tuner_v0_synthetic.npz",
+            "start_sha256": start_sha,
+        }
         if cfg.eval_every:
             row.update(_evaluate(w0, cfg.eval_limit))
         num = registry.next_version()
@@ -361,7 +369,9 @@ def run_server(grid: Grid, context: Context, cfg: FLConfig) -> RunResult:
     eps, delta = recorder.privacy()
     if eps is not None:
         print(f"privacy spent (user level): epsilon={eps:.3f} delta={delta:.2e} population={population}")
-    print(f"registry: {registry.root} (current v{registry.current()}); metrics {runlog.path}; plot {plot_path}")
+    print(
+        f"registry: {registry.root} (current v{registry.current()}); metrics {runlog.path}; plot {plot_path}"
+    )
     return RunResult(rows=rows, registry=str(registry.root), metrics=str(runlog.path), plot=str(plot_path))
 
 

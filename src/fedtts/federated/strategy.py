@@ -137,7 +137,9 @@ class FedTTSStrategy(Strategy):
 
     def _delta(self, res: FitRes) -> list[np.ndarray]:
         arrays = parameters_to_ndarrays(res.parameters)
-        if len(arrays) != len(self.current) or any(a.shape != c.shape for a, c in zip(arrays, self.current, strict=False)):
+        if len(arrays) != len(self.current) or any(
+            a.shape != c.shape for a, c in zip(arrays, self.current, strict=False)
+        ):
             return []
         with np.errstate(all="ignore"):
             return [a.astype(np.float64) - c for a, c in zip(arrays, self.current, strict=True)]
@@ -161,7 +163,9 @@ class FedTTSStrategy(Strategy):
             reason = check_update(self._delta(results[0][1]), bound) or self._shape_reason(results[0][1])
             if reason:
                 st.aggregate_rejected = reason
-                log.warning("round %s: SecAgg+ aggregate rejected (%s); global model kept", server_round, reason)
+                log.warning(
+                    "round %s: SecAgg+ aggregate rejected (%s); global model kept", server_round, reason
+                )
                 return None, {}
             kept = results
         else:
@@ -170,7 +174,9 @@ class FedTTSStrategy(Strategy):
                 reason = self._shape_reason(res) or check_update(self._delta(res), bound)
                 if reason:
                     st.rejected.append(reason)
-                    log.warning("round %s: update from node %s rejected: %s", server_round, proxy.node_id, reason)
+                    log.warning(
+                        "round %s: update from node %s rejected: %s", server_round, proxy.node_id, reason
+                    )
                 else:
                     kept.append((proxy, res))
         st.accepted = len(kept)
@@ -193,7 +199,9 @@ class FedTTSStrategy(Strategy):
 
     def _shape_reason(self, res: FitRes) -> str | None:
         arrays = parameters_to_ndarrays(res.parameters)
-        if len(arrays) != len(self.current) or any(a.shape != c.shape for a, c in zip(arrays, self.current, strict=False)):
+        if len(arrays) != len(self.current) or any(
+            a.shape != c.shape for a, c in zip(arrays, self.current, strict=False)
+        ):
             return f"wrong shapes {[a.shape for a in arrays]}"
         return None
 
@@ -216,9 +224,13 @@ def build_strategy(
         "initial_parameters": init,
         "accept_failures": True,
     }
-    base: Strategy = FedProx(proximal_mu=cfg.prox_mu, **common) if cfg.strategy == "fedprox" else FedAvg(**common)
+    base: Strategy = (
+        FedProx(proximal_mu=cfg.prox_mu, **common) if cfg.strategy == "fedprox" else FedAvg(**common)
+    )
     m = expected_cohort(cfg, population)
-    dp: DifferentialPrivacyClientSideFixedClipping | DifferentialPrivacyClientSideAdaptiveClipping | None = None
+    dp: DifferentialPrivacyClientSideFixedClipping | DifferentialPrivacyClientSideAdaptiveClipping | None = (
+        None
+    )
     if cfg.dp == "central":
         dp = DifferentialPrivacyClientSideFixedClipping(base, cfg.noise_multiplier, cfg.clip, m)
     elif cfg.dp == "adaptive":
@@ -226,11 +238,18 @@ def build_strategy(
             base, cfg.noise_multiplier, m, initial_clipping_norm=cfg.clip
         )
     # the server optimiser only ever sees one "result" a round: the (noised) average
-    single = {"initial_parameters": init, "fraction_fit": 1.0, "fraction_evaluate": 0.0,
-              "min_fit_clients": 1, "min_available_clients": 1}
+    single = {
+        "initial_parameters": init,
+        "fraction_fit": 1.0,
+        "fraction_evaluate": 0.0,
+        "min_fit_clients": 1,
+        "min_available_clients": 1,
+    }
     server_opt: FedAdam | FedAvgM | None = None
     if cfg.strategy == "fedavgm":
-        server_opt = FedAvgM(server_learning_rate=cfg.server_lr, server_momentum=cfg.server_momentum, **single)
+        server_opt = FedAvgM(
+            server_learning_rate=cfg.server_lr, server_momentum=cfg.server_momentum, **single
+        )
     elif cfg.strategy == "fedadam":
         server_opt = FedAdam(eta=cfg.server_lr, eta_l=cfg.lr, **single)
     return FedTTSStrategy(cfg, base, dp, server_opt, initial)

@@ -72,7 +72,9 @@ def _norm_zh(t: str) -> str:
     # Phone numbers are read digit by digit (1 as 幺), the area code set off by a short pause.
     t = re.sub(r"(?<!\d)(?:1[3-9]\d{9}|\d{3,4}-\d{7,8})(?!\d)", lambda m: _phone_zh(m.group()), t)
     t = re.sub(
-        r"(电话|号码|手机|拨打|热线|房间|尾号)(\d[\d-]*\d|\d)", lambda m: m.group(1) + _phone_zh(m.group(2)), t
+        r"(电话|号码|手机|拨打|热线|房间|尾号)(\d[\d-]*\d|\d)",
+        lambda m: m.group(1) + _phone_zh(m.group(2)),
+        t,
     )
     t = re.sub(r"[¥￥](\d+(?:\.\d+)?)", lambda m: _zh_num(_money(m.group(1))) + "元", t)
     t = re.sub(r"\$(\d+(?:\.\d+)?)", lambda m: _zh_num(_money(m.group(1))) + "美元", t)

@@ -137,7 +137,17 @@ class ProfileStore:
             "method": voice.meta.get("method", "unknown"),
             "tuner_version": voice.meta.get("tuner_version", TUNER_VERSION),
         }
-        for key in ("base", "score", "steps", "refine_steps", "emotion", "strength", "pace", "eq_db", "eq_strength"):
+        for key in (
+            "base",
+            "score",
+            "steps",
+            "refine_steps",
+            "emotion",
+            "strength",
+            "pace",
+            "eq_db",
+            "eq_strength",
+        ):
             if key in voice.meta:
                 meta[key] = voice.meta[key]
         if reference is not None:

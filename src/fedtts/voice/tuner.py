@@ -249,7 +249,9 @@ def _tuner_for(source: tuple[str, str, int]) -> VoiceTuner:
                 log.info("voice tuner: using %s weights %s (%s)", kind, w.version, path)
                 return VoiceTuner(w)
         except Exception as e:  # noqa: BLE001 - any broken install must not break cloning
-            log.warning("voice tuner: %s weights at %s unusable (%s); using shipped %s", kind, path, e, WEIGHTS_FILE)
+            log.warning(
+                "voice tuner: %s weights at %s unusable (%s); using shipped %s", kind, path, e, WEIGHTS_FILE
+            )
     log.info("voice tuner: using shipped %s", WEIGHTS_FILE)
     return VoiceTuner()
 
