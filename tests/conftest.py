@@ -22,6 +22,15 @@ def pytest_configure(config) -> None:
     os.environ["FEDTTS_DATA_DIR"] = tempfile.mkdtemp(prefix="fedtts-test-data-")
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each phase's report on the test item (`item.rep_call`), so a fixture's teardown can tell
+    whether its test failed and print what it knows (the browser tests print the server log)."""
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, f"rep_{rep.when}", rep)
+
+
 def _manifest(root: Path) -> list[dict]:
     path = root / "manifest.jsonl"
     if not path.is_file():

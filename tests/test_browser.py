@@ -53,14 +53,6 @@ def browser_ctx(tmp_path_factory):
         ctx.close()
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):
-    """Keep each phase's report on the test item, so the page fixture knows whether the test failed."""
-    outcome = yield
-    rep = outcome.get_result()
-    setattr(item, f"rep_{rep.when}", rep)
-
-
 @pytest.fixture
 def page(request, browser_ctx, ui):
     page = browser_ctx.new_page()
@@ -68,6 +60,8 @@ def page(request, browser_ctx, ui):
     console: list[str] = []
     page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
     page.on("requestfailed", lambda r: console.append(f"request failed: {r.method} {r.url} {r.failure}"))
+    page.on("request", lambda r: "upload" in r.url and console.append(f"request: {r.method} {r.url}"))
+    page.on("response", lambda r: "upload" in r.url and console.append(f"response: {r.status} {r.url}"))
     _open(page, ui.url)
     yield page
     rep = getattr(request.node, "rep_call", None)
@@ -97,7 +91,7 @@ def _open(page, url: str) -> None:
 
 def _tab(page, name: str) -> None:
     """Open a tab and wait until it is selected and its panel shown: Gradio mounts an inactive
-    tab's children only when it is opened, so acting at once can hit a half-built panel."""
+    tab's children only when it is opened."""
     tab = page.get_by_role("tab", name=name)
     tab.click()
     page.wait_for_function("t => t.getAttribute('aria-selected') === 'true'", arg=tab.element_handle())
@@ -105,13 +99,30 @@ def _tab(page, name: str) -> None:
 
 
 def _upload(page, elem_id: str, files) -> None:
-    """Upload as a user does: click the component's drop zone and answer the file chooser. The
-    chooser only opens once the component's own handler is live, unlike setting the hidden
-    input's files directly, which a component still being mounted may drop."""
+    """Upload as a user does: click the component's drop zone and answer the file chooser (the
+    click also waits until the drop zone is visible and enabled)."""
     zone = page.locator(f"#{elem_id} button").filter(has=page.locator("input[type=file]")).first
     with page.expect_file_chooser() as chooser:
         zone.click()
     chooser.value.set_files(files)
+
+
+def _upload_listed(page, elem_id: str, files: list[str]) -> None:
+    """Upload files into a gr.File and wait until it lists every one of them.
+
+    Names are compared with whitespace removed: the list renders a name's stem and extension as
+    separate elements. In one run under load its text was 'tasks\\n.jsonl', and a plain text match
+    for 'tasks.jsonl' waited in vain (as in the CI failure; 4 of 15 local runs under load).
+    """
+    _upload(page, elem_id, files)
+    page.wait_for_function(
+        """([id, names]) => {
+             const el = document.getElementById(id);
+             const text = el ? el.innerText.replace(/\\s+/g, "") : "";
+             return names.every((n) => text.includes(n));
+           }""",
+        arg=[elem_id, [Path(f).name for f in files]],
+    )
 
 
 def _fetch(page, href: str) -> bytes:
@@ -170,8 +181,7 @@ def test_batch_tab_end_to_end(page, ui, dev_manifest, tmp_path):
     tasks = tmp_path / "tasks.jsonl"
     tasks.write_text("\n".join(json.dumps(x) for x in lines) + "\n{not json\n", encoding="utf-8")
     _tab(page, "Batch")
-    _upload(page, "batch-files", [str(tasks), str(clip)])
-    page.locator("#batch-files").get_by_text("tasks.jsonl").wait_for()
+    _upload_listed(page, "batch-files", [str(tasks), str(clip)])
     page.locator("#batch-run").click()
     page.locator("#batch-status").get_by_text("finished").wait_for()
     status = page.locator("#batch-status").inner_text()
