@@ -135,11 +135,15 @@ class FedTTSStrategy(Strategy):
             return self.cfg.clip + 4.0 * local_dp_sigma(self.cfg) * math.sqrt(dim)
         return float(self.cfg.max_update_norm)
 
+    def _fits(self, arrays: list[np.ndarray]) -> bool:
+        """Same number of arrays as the global model, each of the same shape."""
+        return len(arrays) == len(self.current) and all(
+            a.shape == c.shape for a, c in zip(arrays, self.current, strict=False)
+        )
+
     def _delta(self, res: FitRes) -> list[np.ndarray]:
         arrays = parameters_to_ndarrays(res.parameters)
-        if len(arrays) != len(self.current) or any(
-            a.shape != c.shape for a, c in zip(arrays, self.current, strict=False)
-        ):
+        if not self._fits(arrays):
             return []
         with np.errstate(all="ignore"):
             return [a.astype(np.float64) - c for a, c in zip(arrays, self.current, strict=True)]
@@ -199,9 +203,7 @@ class FedTTSStrategy(Strategy):
 
     def _shape_reason(self, res: FitRes) -> str | None:
         arrays = parameters_to_ndarrays(res.parameters)
-        if len(arrays) != len(self.current) or any(
-            a.shape != c.shape for a, c in zip(arrays, self.current, strict=False)
-        ):
+        if not self._fits(arrays):
             return f"wrong shapes {[a.shape for a in arrays]}"
         return None
 
