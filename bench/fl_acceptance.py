@@ -167,8 +167,9 @@ def prefill(clients: int, steps: int, jobs: int) -> dict:
 def central_bound(clients: int, steps: int, epochs: int = 20) -> dict:
     """The reference no federation can beat: the same FEDERATED arrays fitted on all devices' data
     pooled in one place (which only a benchmark may do), projected on the 64-coordinate exchange and
-    scored by the server's own evaluation. Deterministic, so one run."""
-    from fedtts.eval.clone_eval import evaluate_tuner
+    scored by the server's own evaluation. Deterministic, so one run. `bank_match` scores the teacher
+    itself: the server speakers cloned by the style-bank match every device enrolls toward."""
+    from fedtts.eval.clone_eval import evaluate_method, evaluate_tuner
     from fedtts.federated.client_app import enroll_cached
     from fedtts.federated.data import partition_clips
     from fedtts.federated.model import federated_arrays, load_start_model, merge_federated
@@ -192,6 +193,7 @@ def central_bound(clients: int, steps: int, epochs: int = 20) -> dict:
         "epochs": epochs,
         "start": evaluate_tuner(start),
         "end": evaluate_tuner(pooled),
+        "bank_match": evaluate_method("bank"),
     }
 
 

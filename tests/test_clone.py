@@ -135,3 +135,17 @@ def test_clone_eval_reports_normalised_similarity(dev_manifest, tmp_path, repo_r
     ).is_file()
     with pytest.raises(ValueError, match="unknown clone method"):
         CloneEvalConfig(manifest=man, methods=("magic",)).validate()
+
+
+@pytest.mark.slow
+def test_server_side_scores_for_a_method_and_bad_method():
+    """`evaluate_method` scores the server's held-back speakers like `evaluate_tuner` does, so a
+    benchmark can set the devices' targets (bank match) beside the tuner learning from them."""
+    from fedtts.eval.clone_eval import evaluate_method
+
+    plain, matched = evaluate_method("nearest", limit=3), evaluate_method("nearest+match", limit=3)
+    assert plain["speakers"] == matched["speakers"] == 3
+    assert all(np.isfinite(v) for v in (*plain.values(), *matched.values()))
+    assert matched["similarity"] > plain["similarity"]  # spectral match brings the timbre closer
+    with pytest.raises(ValueError, match="method 'refine'"):
+        evaluate_method("refine")

@@ -63,3 +63,41 @@ def test_device_enrollment_by_inversion_is_cached_apart_from_the_bank_match(dev_
     again, style, spent = enroll_cached(clips, 3)
     assert spent == 0.0
     np.testing.assert_array_equal(style, refined)
+
+
+def test_enrollment_cache_follows_clip_content_not_path_or_mtime(dev_manifest, tmp_path):
+    """A device whose folder is restored from a backup (new paths, new mtimes) keeps its enrollment;
+    a changed recording gets a new one."""
+    import os
+    import shutil
+
+    from fedtts.federated.client_app import _cache_file
+
+    src = next(r["abspath"] for r in dev_manifest if r["speaker"] == "ls909" and r["role"] == "prompt")
+    a, b = tmp_path / "a.flac", tmp_path / "restored" / "b.flac"
+    b.parent.mkdir()
+    shutil.copyfile(src, a)
+    shutil.copyfile(src, b)
+    os.utime(b, ns=(1, 1))
+    assert _cache_file([str(a)]) == _cache_file([str(b)]) == _cache_file([src])
+    b.write_bytes(b.read_bytes()[:-1] + b"\0")
+    assert _cache_file([str(b)]) != _cache_file([str(a)])
+
+
+def test_enrollment_cache_follows_the_style_bank(dev_manifest, tmp_path, monkeypatch):
+    """The target is a style-bank match: a new bank must not reuse targets matched in the old one."""
+    from fedtts.federated.client_app import _cache_file
+    from fedtts.voice import bank
+
+    clip = next(r["abspath"] for r in dev_manifest if r["speaker"] == "ls909" and r["role"] == "prompt")
+    before = _cache_file([clip])
+    other = tmp_path / "bank.npz"
+    other.write_bytes(bank._bank_path().read_bytes() + b"\0")
+    monkeypatch.setattr(bank, "_bank_path", lambda: other)
+    bank.bank_digest.cache_clear()
+    try:
+        assert _cache_file([clip]) != before
+    finally:
+        monkeypatch.undo()
+        bank.bank_digest.cache_clear()
+    assert _cache_file([clip]) == before

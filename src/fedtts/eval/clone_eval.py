@@ -32,7 +32,15 @@ import numpy as np
 
 from fedtts.eval.metrics import mfcc_signature, signature_similarity
 
-__all__ = ["CloneEvalConfig", "SpeakerResult", "run_clone_eval", "evaluate_tuner", "main", "add_args"]
+__all__ = [
+    "CloneEvalConfig",
+    "SpeakerResult",
+    "run_clone_eval",
+    "evaluate_tuner",
+    "evaluate_method",
+    "main",
+    "add_args",
+]
 
 log = logging.getLogger(__name__)
 SR = 24000
@@ -306,14 +314,28 @@ def evaluate_tuner(weights, limit: int | None = None, spectral_match: float = 1.
     from fedtts.voice.tuner import VoiceTuner
 
     tuner = VoiceTuner(weights)
-    speakers = list(_server_speakers())[: limit or None]
 
     def clone(s: _Speaker) -> Voice:
         ref = reference_from_array(s.prompt, SR)
         v = tuner.voice(ref)
         return match(v, ref, spectral_match) if spectral_match else v
 
-    res = _score(speakers, clone, "tuner", _synth())
+    return _server_scores(clone, "tuner", limit)
+
+
+def evaluate_method(method: str, limit: int | None = None) -> dict[str, float]:
+    """The same server-side scores for a cloning method of `METHODS` (e.g. "bank": the style-bank
+    match a device enrolls toward), so a tuner can be compared with the targets it learns from."""
+    if method not in METHODS or method == "refine":
+        raise ValueError(
+            f"method {method!r}: expected one of {', '.join(m for m in METHODS if m != 'refine')}"
+        )
+    return _server_scores(_cloner(method, 0), method, limit)
+
+
+def _server_scores(clone: Callable, method: str, limit: int | None) -> dict[str, float]:
+    speakers = list(_server_speakers())[: limit or None]
+    res = _score(speakers, clone, method, _synth())
     return {
         "similarity": float(np.mean([r.mfcc_norm for r in res if r.mfcc_norm is not None])),
         "ge2e": float(np.mean([r.ge2e for r in res])),

@@ -11,12 +11,10 @@ recording per candidate speaker. Enrollments are cached under `cache_dir()/audit
 from __future__ import annotations
 
 import argparse
-import hashlib
 import importlib.resources as resources
 import json
 import logging
 import math
-import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -25,6 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from fedtts.federated.audit import SHARED
+from fedtts.federated.data import files_digest
+from fedtts.voice.bank import bank_digest
 
 __all__ = [
     "AuditRunConfig",
@@ -119,22 +119,6 @@ def select_clients(manifest: Path, n: int) -> list[tuple[str, str, list[str]]]:
     return [(speakers[i][0], speakers[i][1][0], speakers[i][1][1:]) for i in order]
 
 
-def _file_key(paths: list[str], extra: str = "") -> str:
-    h = hashlib.sha256(extra.encode())
-    for p in paths:
-        st = os.stat(p)
-        h.update(f"{os.path.abspath(p)}|{st.st_size}|{st.st_mtime_ns}\n".encode())
-    return h.hexdigest()[:16]
-
-
-def _bank_key() -> str | None:
-    """Identity of the shipped style bank (targets depend on it); None when it is not there."""
-    from fedtts.voice.bank import BANK_FILE
-
-    path = Path(str(resources.files("fedtts.data") / BANK_FILE))
-    return _file_key([str(path)]) if path.is_file() else None
-
-
 def _cache_root() -> Path:
     from fedtts.engine.assets import cache_dir
 
@@ -152,8 +136,9 @@ def enroll_client(label: str, public: str, private: list[str], need_style: bool 
     from fedtts.voice.prosody import TRACKER_VERSION
 
     extra = json.dumps({**asdict(ecfg), "f0_tracker": TRACKER_VERSION})
-    cache = _cache_root() / f"{label}-{_file_key([public, *private], extra)}.npz"
-    bank = _bank_key() if need_style else None
+    cache = _cache_root() / f"{label}-{files_digest([public, *private], extra)[:16]}.npz"
+    digest = bank_digest() if need_style else None
+    bank = digest[:16] if digest else None
     if need_style and bank is None:
         raise FileNotFoundError("style bank src/fedtts/data/style_bank_v1.npz is missing (fedtts train bank)")
     data: dict[str, np.ndarray] = {}
@@ -428,7 +413,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
         ).validate()
         if not cfg.manifest_path().is_file():
             raise FileNotFoundError(f"training manifest not found: {cfg.manifest_path()} (set FEDTTS_SHARED)")
-        if _bank_key() is None:
+        if bank_digest() is None:
             raise FileNotFoundError(
                 "style bank src/fedtts/data/style_bank_v1.npz is missing: enrollment needs it (fedtts train bank)"
             )

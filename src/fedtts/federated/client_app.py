@@ -14,7 +14,6 @@ the fit config), so one app serves every server configuration.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import time
@@ -36,7 +35,7 @@ from flwr.common import Code, FitRes, Status, ndarrays_to_parameters, parameters
 from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS
 from flwr.compat.common import recorddict_compat as compat
 
-from fedtts.federated.data import node_clips
+from fedtts.federated.data import files_digest, node_clips
 
 __all__ = [
     "app",
@@ -73,15 +72,15 @@ class LocalData:
 
 def _cache_file(clips: list[str], refine_steps: int = 0) -> Path:
     from fedtts.engine.assets import data_dir
+    from fedtts.voice.bank import bank_digest
     from fedtts.voice.prosody import TRACKER_VERSION
 
-    h = hashlib.sha256(f"f0_tracker={TRACKER_VERSION}\n".encode())  # features change with the tracker
-    if refine_steps:  # a different target: its own file (0 keeps the older bank-only files valid)
-        h.update(f"refine={int(refine_steps)}\n".encode())
-    for c in clips:
-        st = os.stat(c)
-        h.update(f"{os.path.abspath(c)}|{st.st_size}|{st.st_mtime_ns}\n".encode())
-    return data_dir() / "federated" / "enrollment" / f"{h.hexdigest()[:24]}.npz"
+    # features change with the tracker, targets with the style bank
+    salt = f"f0_tracker={TRACKER_VERSION}\nbank={bank_digest()}\n"
+    if refine_steps:  # a different target: its own file
+        salt += f"refine={int(refine_steps)}\n"
+    key = files_digest(clips, salt)[:24]
+    return data_dir() / "federated" / "enrollment" / f"{key}.npz"
 
 
 def enroll_cached(clips: list[str], refine_steps: int = 0) -> tuple[np.ndarray, np.ndarray, float]:

@@ -8,13 +8,35 @@ the user's own clips.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import os
 from pathlib import Path
 
-__all__ = ["shared_root", "train_speakers", "partition_clips", "folder_clips", "node_clips", "AUDIO_EXT"]
+__all__ = [
+    "shared_root",
+    "train_speakers",
+    "partition_clips",
+    "folder_clips",
+    "node_clips",
+    "files_digest",
+    "AUDIO_EXT",
+]
 
 AUDIO_EXT = (".wav", ".flac", ".mp3", ".ogg", ".m4a")
+
+
+def files_digest(paths: list[str], salt: str = "") -> str:
+    """sha256 of `salt` and the files' contents, in order: a cache key that survives a folder being
+    restored or copied (new paths, new mtimes) and changes when a recording does."""
+    h = hashlib.sha256(salt.encode())
+    for p in paths:
+        one = hashlib.sha256()
+        with open(p, "rb") as f:  # streamed: a device folder may hold long recordings
+            for block in iter(lambda f=f: f.read(1 << 20), b""):
+                one.update(block)
+        h.update(one.digest())
+    return h.hexdigest()
 
 
 def shared_root() -> Path:

@@ -14,6 +14,7 @@ Renders that lose voicing are dropped. Built by ``fedtts train bank``; shipped a
 from __future__ import annotations
 
 import functools
+import hashlib
 import importlib.resources as resources
 import logging
 import time
@@ -22,7 +23,15 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["BankConfig", "StyleBank", "build_bank", "default_bank", "bank_available", "BANK_PHONEMES"]
+__all__ = [
+    "BankConfig",
+    "StyleBank",
+    "build_bank",
+    "default_bank",
+    "bank_available",
+    "bank_digest",
+    "BANK_PHONEMES",
+]
 
 log = logging.getLogger(__name__)
 BANK_FILE = "style_bank_v1.npz"
@@ -153,6 +162,12 @@ def _bank_path() -> Path:
 
 def bank_available() -> bool:
     return _bank_path().is_file()
+
+
+@functools.lru_cache(maxsize=1)
+def bank_digest() -> str | None:
+    """sha256 of the shipped bank file (enrollment targets depend on it); None when it is missing."""
+    return hashlib.sha256(_bank_path().read_bytes()).hexdigest() if bank_available() else None
 
 
 @functools.lru_cache(maxsize=1)
