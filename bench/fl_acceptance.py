@@ -7,6 +7,8 @@ coordinates, server-side `evaluate_tuner(limit=None)` (all held-back dev speaker
 at a time (2 shared cores).
 
     python bench/fl_acceptance.py --rounds 15 --seeds 0,1,2 --noise-multiplier 1.0 --clip 0.3
+    python bench/fl_acceptance.py --clients 207 --modes dp_secagg,plain_fedavg --run-timeout 3000 \
+        --out bench/out/fl_acceptance_207      # every training speaker a device: the acceptance run
 
 Writes bench/out/fl_acceptance/{results.json, acceptance.png, <mode>_s<seed>/fl_metrics.json + fl_rounds.png}.
 """
