@@ -171,27 +171,21 @@ def central_bound(clients: int, steps: int, epochs: int = 20) -> dict:
     pooled in one place (which only a benchmark may do), projected on the 64-coordinate exchange and
     scored by the server's own evaluation. Deterministic, so one run. `bank_match` scores the teacher
     itself: the server speakers cloned by the style-bank match every device enrolls toward."""
+    from fl_emulate import load_devices  # same folder: the devices' enrollments, enrolled if not cached
+
     from fedtts.eval.clone_eval import evaluate_method, evaluate_tuner
-    from fedtts.federated.client_app import enroll_cached
-    from fedtts.federated.data import partition_clips
     from fedtts.federated.model import federated_arrays, load_start_model, merge_federated
     from fedtts.voice.tuner import TunerWeights
     from fedtts.voice.tuner_train import FitConfig, fit_tuner
 
-    xs, ys = [], []
-    for pid in range(clients):
-        try:
-            feats, style, _ = enroll_cached(partition_clips(pid)[1], steps)
-        except ValueError:  # no usable clip: this device never trains in the simulation either
-            continue
-        xs.append(feats)
-        ys.append(np.repeat(style[None], len(feats), 0))
+    usable = [d for d in load_devices(clients, steps) if d is not None]  # no usable clip: never trains
+    xs, ys = [d.features for d in usable], [d.targets for d in usable]
     start = load_start_model("")
     cfg = FitConfig(epochs=epochs, lr=1e-2, batch_size=32, l2=1e-3, trainable=TunerWeights.FEDERATED)
     fitted, _ = fit_tuner(start, np.concatenate(xs), np.concatenate(ys), cfg.validate())
     pooled = merge_federated(start, federated_arrays(fitted, start))
     return {
-        "devices": len(xs),
+        "devices": len(usable),
         "epochs": epochs,
         "start": evaluate_tuner(start),
         "end": evaluate_tuner(pooled),
