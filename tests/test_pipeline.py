@@ -10,7 +10,7 @@ import soundfile as sf
 from _speak_helpers import make_frontend
 
 from fedtts.pipeline import SynthesisOptions, Synthesizer, encode_audio, write_audio
-from fedtts.pipeline.synth import split_phonemes
+from fedtts.pipeline.synth import AHEAD_CHUNKS, split_phonemes
 
 TEXT = "Good morning. 今天天气很好。"
 
@@ -168,5 +168,6 @@ def test_long_text_streams_paragraph_by_paragraph(synth, voice, engine):
     gen = s.stream(text, voice, SynthesisOptions())
     first = next(gen)
     assert first.index == 0 and first.duration_s > 0.3
-    assert counting.calls <= 2
+    # the render-ahead worker may be a queue's length ahead: one paragraph per chunk here
+    assert counting.calls <= 2 + AHEAD_CHUNKS + 1
     gen.close()

@@ -99,6 +99,46 @@ def model_path() -> Path:
     return out
 
 
+RUNTIME_MODEL_VERSION = 1  # bump when the graph edit below changes
+
+
+@functools.lru_cache(maxsize=1)
+def runtime_model_path() -> Path:
+    """The verified model with two graph edits (built once, cached next to it): a ``max_frames``
+    input that caps each token's predicted duration, and the durations as a second output.
+
+    Why: the pad tokens at both ends get ~0.3 s and up to ~0.6 s of predicted silence in every
+    call, which the decoder renders at full cost; capping them makes short streaming chunks cheaper
+    and their joins tight. The durations are the model's own timing (word timestamps).
+    """
+    src = model_path()
+    out = src.parent / f"kokoro-82m-int8-capped-v{RUNTIME_MODEL_VERSION}-{MODEL_SHA256[:12]}.onnx"
+    if out.is_file():
+        return out
+    try:
+        import onnx  # deferred: only needed once, to build the cached file
+        from onnx import TensorProto, helper
+    except ImportError as e:
+        raise AssetError(f"building {out.name} needs the 'onnx' package: pip install onnx ({e})") from e
+    model = onnx.load(str(src))
+    graph = model.graph
+    durations, capped = "/encoder/Clip_output_0", "durations"
+    users = [n for n in graph.node if durations in n.input]
+    if len(users) != 1 or users[0].op_type != "Cast":
+        raise AssetError(f"unexpected graph around {durations} in {src}; {REINSTALL_HINT}")
+    users[0].input[0] = capped
+    graph.input.append(helper.make_tensor_value_info("max_frames", TensorProto.FLOAT, ["tokens"]))
+    graph.node.append(helper.make_node("Min", [durations, "max_frames"], [capped], name="CapDurations"))
+    graph.output.append(helper.make_tensor_value_info(capped, TensorProto.FLOAT, None))
+    tmp = out.with_name(out.name + f".tmp{os.getpid()}")
+    try:
+        onnx.save(model, str(tmp))
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out
+
+
 def verify_model() -> str:
     """Re-hash the assembled model (slow, ~0.3 s); raises AssetError on mismatch."""
     path = model_path()

@@ -9,11 +9,13 @@ from pathlib import Path
 
 import numpy as np
 
-from fedtts.engine.assets import load_vocab, model_path
+from fedtts.engine.assets import load_vocab, runtime_model_path
 
 SAMPLE_RATE = 24000
 MAX_TOKENS = 510  # phoneme tokens per call, not counting the two pad tokens
 STYLE_DIM = 256
+FRAME_SAMPLES = 600  # one predicted duration unit: 25 ms of 24 kHz audio
+PAD_FRAMES = (3, 4)  # duration cap of the leading / trailing pad token (the model gives up to 12 / 26)
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +46,9 @@ class KokoroEngine:
         opts.intra_op_num_threads = int(self.config.threads)
         opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
-        path = self.config.model_path or model_path()
+        path = self.config.model_path or runtime_model_path()
         self.session = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+        self._caps = "max_frames" in {i.name for i in self.session.get_inputs()}
         self.vocab = load_vocab()
         self._warned: set[str] = set()
         self._lock = threading.Lock()
@@ -67,6 +70,12 @@ class KokoroEngine:
 
     def infer(self, tokens: list[int], style: np.ndarray, speed: float = 1.0) -> np.ndarray:
         """Render one chunk of at most ``MAX_TOKENS`` tokens with a single 256-d style row."""
+        return self.infer_timed(tokens, style, speed)[0]
+
+    def infer_timed(
+        self, tokens: list[int], style: np.ndarray, speed: float = 1.0
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """(audio, frames per token incl. the two pads, or None for a model without that output)."""
         if not tokens:
             raise ValueError("no phoneme tokens to synthesise")
         if len(tokens) > MAX_TOKENS:
@@ -81,5 +90,12 @@ class KokoroEngine:
             "style": style,
             "speed": np.array([speed], dtype=np.float32),
         }
-        (audio,) = self.session.run(None, feed)
-        return np.asarray(audio, dtype=np.float32).reshape(-1)
+        if not self._caps:
+            (audio,) = self.session.run(None, feed)
+            return np.asarray(audio, dtype=np.float32).reshape(-1), None
+        caps = np.full(len(tokens) + 2, 1e6, dtype=np.float32)
+        caps[0], caps[-1] = PAD_FRAMES
+        audio, frames = self.session.run(None, {**feed, "max_frames": caps})
+        return np.asarray(audio, dtype=np.float32).reshape(-1), np.asarray(frames).reshape(-1).astype(
+            np.int64
+        )

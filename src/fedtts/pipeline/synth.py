@@ -1,7 +1,15 @@
 """Text → audio chunk by chunk: front end segments → engine calls → faded, paused, resampled audio.
 
-``Synthesizer.stream`` is the primitive (first sentence first, so playback can start early);
-``synthesize`` is just its concatenation, so streamed and whole-file output are identical.
+``Synthesizer.stream`` is the primitive; ``synthesize`` is just its concatenation, so streamed and
+whole-file output are identical. Two things make a stream start at once and never stall:
+
+- *growing chunks*: the first chunk is a short phrase (a clause, else the first few words of the
+  first sentence, ``FIRST_CHUNK_TOKENS``); each later chunk may be at most ``CHUNK_GROWTH`` times the
+  tokens already rendered, so every chunk is computed in less time than the audio before it plays
+  (compute ≈ RTF × duration), until chunks are whole sentences;
+- *render-ahead*: ``stream`` renders on a background worker into a bounded queue
+  (``AHEAD_CHUNKS``), so the next chunk is made while the listener hears the current one. A
+  consumer that stops reading (closed connection, Ctrl-C) stops the worker.
 """
 
 from __future__ import annotations
@@ -9,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import gc
 import logging
+import queue
 import random
 import re
 import threading
@@ -38,6 +47,18 @@ SAMPLE_RATES = (24000, 32000)
 _PARAGRAPH = re.compile(r"\n\s*\n")
 FADE_S = 0.005  # short raised-cosine fades at every chunk edge: joins never click
 TAIL_PAUSE_S = 0.05  # silence kept after the last segment
+FIRST_CHUNK_TOKENS = 24  # ~1.5 s of speech: what the listener waits for before the first sound
+CHUNK_GROWTH = 1.5  # a chunk may have at most this many times the tokens rendered before it
+MIN_PIECE_TOKENS = 8  # never cut off a stub shorter than this (it would sound clipped)
+CLAUSE_CUT_PAUSE_S = 0.15  # pause after a cut at a comma/colon (the front end's clause pause)
+WORD_CUT_PAUSE_S = 0.05  # pause after a cut between two words (a breath, not a stop)
+MIN_CUT_WORD_TOKENS = 4  # cut only after a word this long: not after "the", "to", 的 (a phrase goes on)
+AHEAD_CHUNKS = 2  # chunks rendered ahead of the consumer (bounded: memory stays flat)
+# Kokoro renders ~0.27 s of silence before and ~0.65 s after every call (the pad tokens' durations);
+# it is trimmed so joins sound like the pauses the pipeline chooses, and the first sound comes sooner.
+TRIM_FLOOR_DB = 50.0  # frames this far below the chunk's loudest frame count as silence
+TRIM_KEEP_S = (0.04, 0.08)  # margin kept before the first / after the last sounding frame
+_CLAUSE_END = tuple(",;:—…、")
 
 
 class SynthesisError(ValueError):
@@ -138,6 +159,119 @@ def split_phonemes(phonemes: str, tokenize, limit: int = MAX_TOKENS) -> list[str
     return pieces
 
 
+def cut_phrase(phonemes: str, budget: int, count) -> tuple[str, str, float] | None:
+    """Cut ``phonemes`` into (head, tail, pause after head) with the head at most ``budget`` tokens.
+
+    The latest clause end (comma, colon, ...) that fits wins; else the latest gap after a word of at
+    least ``MIN_CUT_WORD_TOKENS`` (a comma is added there). None when the whole fits, or no cut
+    leaves both sides at least ``MIN_PIECE_TOKENS`` long.
+    """
+    total = count(phonemes)
+    if total <= budget:
+        return None
+    words = phonemes.split(" ")
+    best: dict[bool, int] = {}  # is_clause → number of words in the head
+    for i in range(1, len(words)):
+        head = count(" ".join(words[:i]))
+        if head > budget:
+            break
+        if head < MIN_PIECE_TOKENS or total - head < MIN_PIECE_TOKENS:
+            continue
+        last = words[i - 1]
+        if last.endswith(_CLAUSE_END):
+            best[True] = i
+        elif count(last) >= MIN_CUT_WORD_TOKENS:
+            best[False] = i
+    if not best:
+        return None
+    if True in best:
+        i = best[True]
+        return " ".join(words[:i]), " ".join(words[i:]), CLAUSE_CUT_PAUSE_S
+    i = best[False]
+    # a comma ends the phrase: without it Kokoro drags the last sound out as if the text stopped
+    return " ".join(words[:i]) + ",", " ".join(words[i:]), WORD_CUT_PAUSE_S
+
+
+def _chunk_budget(rendered_tokens: int) -> int:
+    """Tokens the next chunk may have: short at first, growing with what is already rendered."""
+    if rendered_tokens == 0:
+        return FIRST_CHUNK_TOKENS
+    return min(MAX_TOKENS, max(FIRST_CHUNK_TOKENS, int(CHUNK_GROWTH * rendered_tokens)))
+
+
+class _Failed:
+    """An exception raised on the render-ahead worker, carried to the consumer."""
+
+    def __init__(self, exc: BaseException):
+        self.exc = exc
+
+
+_DONE = object()
+
+
+def render_ahead(chunks: Iterator[AudioChunk], depth: int = AHEAD_CHUNKS) -> Iterator[AudioChunk]:
+    """Iterate ``chunks`` on a worker thread, at most ``depth`` ahead of the consumer.
+
+    The worker starts on the first ``next()``; errors reach the consumer where they happened in the
+    order; closing this generator (or abandoning it) stops the worker after its current chunk.
+    """
+    q: queue.Queue = queue.Queue(maxsize=max(1, int(depth)))
+    stop = threading.Event()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        try:
+            for chunk in chunks:
+                if not put(chunk):
+                    return
+            put(_DONE)
+        except BaseException as e:  # noqa: BLE001 - every failure belongs to the consumer
+            put(_Failed(e))
+        finally:
+            chunks.close()
+
+    worker = threading.Thread(target=work, name="fedtts-render-ahead", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = q.get()
+            if item is _DONE:
+                return
+            if isinstance(item, _Failed):
+                raise item.exc
+            yield item
+    finally:
+        stop.set()
+        while True:  # drop what was rendered ahead: its memory goes with it
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                break
+        worker.join(timeout=60)
+
+
+def trim_silence(audio: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
+    """Cut the model's leading and trailing silence, keeping short margins (soft onsets, decays)."""
+    hop = sr // 100
+    n = len(audio) // hop
+    if n < 3:
+        return audio
+    rms = np.sqrt(np.mean(audio[: n * hop].reshape(n, hop).astype(np.float64) ** 2, axis=1))
+    db = 20.0 * np.log10(rms + 1e-10)
+    active = np.flatnonzero(db > db.max() - TRIM_FLOOR_DB)
+    start = max(0, active[0] * hop - int(TRIM_KEEP_S[0] * sr))
+    end = min(len(audio), (active[-1] + 1) * hop + int(TRIM_KEEP_S[1] * sr))
+    return audio[start:end]
+
+
 def _fade(audio: np.ndarray, sr: int) -> np.ndarray:
     n = min(int(FADE_S * sr), len(audio) // 2)
     if n <= 1:
@@ -206,8 +340,9 @@ class Synthesizer:
         return list(self.frontend(options).analyze(str(text)))
 
     def stream(self, text: str, voice, options: SynthesisOptions | None = None) -> Iterator[AudioChunk]:
-        """Yield audio segment by segment, first sentence first."""
-        return self._run(text, voice, options, None)
+        """Yield audio chunk by chunk as it is made: a short first phrase, then growing chunks,
+        rendered ahead of the consumer on a worker thread."""
+        return render_ahead(self._run(text, voice, options, None))
 
     def _run(self, text: str, voice, options, sink: list | None) -> Iterator[AudioChunk]:
         options = (options or SynthesisOptions()).validate()
@@ -223,20 +358,20 @@ class Synthesizer:
         speed = float(np.clip(float(options.speed) * float(getattr(voice, "pace", 1.0)), 0.25, 4.0))
         eq = getattr(voice, "eq_db", None)  # a clone's spectral-match curve
         index = 0
+        rendered = [0]  # tokens rendered so far: the budget of the next chunk grows with it
         for seg, seg_is_last in self._segments(str(text), options, sink):
             phonemes = str(getattr(seg, "phonemes", "") or "").strip()
-            pieces = split_phonemes(phonemes, engine.tokenize) if phonemes else []
-            for j, piece in enumerate(pieces):
+            for piece, last_piece, cut_pause in self._pieces(phonemes, engine, rendered):
                 t0 = time.perf_counter()
                 tokens = engine.tokenize(piece)
                 if not tokens:
                     continue
-                audio = engine.infer(tokens, voice.style_for(len(tokens)), speed)
+                rendered[0] += len(tokens)
+                audio = trim_silence(engine.infer(tokens, voice.style_for(len(tokens)), speed))
                 if eq is not None:
                     audio = equalize(audio, eq, SAMPLE_RATE)
                 audio = _fade(audio, SAMPLE_RATE)
-                last_piece = j == len(pieces) - 1
-                pause = float(getattr(seg, "pause_after", 0.0) or 0.0) if last_piece else 0.05
+                pause = float(getattr(seg, "pause_after", 0.0) or 0.0) if last_piece else cut_pause
                 if seg_is_last and last_piece:
                     pause = min(pause, TAIL_PAUSE_S)
                 n_pause = int(round(max(pause, 0.0) / speed * SAMPLE_RATE))
@@ -265,6 +400,26 @@ class Synthesizer:
                 index += 1
         if index == 0:
             raise _text_error(f"nothing to speak in {_preview(text)}: no phonemes the model knows")
+
+    @staticmethod
+    def _pieces(phonemes: str, engine, rendered: list[int]) -> Iterator[tuple[str, bool, float]]:
+        """(piece, is the segment's last piece, pause after a cut piece) for one segment: cut to the
+        growing chunk budget at clause ends or word gaps, and never over the model's token limit."""
+        if not phonemes:
+            return
+
+        def count(p: str) -> int:
+            return len(engine.tokenize(p))
+
+        rest = phonemes
+        while rest:
+            cut = cut_phrase(rest, _chunk_budget(rendered[0]), count)
+            head, pause = (rest, 0.0) if cut is None else (cut[0], cut[2])
+            rest = "" if cut is None else cut[1]
+            pieces = split_phonemes(head, engine.tokenize)
+            for j, piece in enumerate(pieces):
+                last = j == len(pieces) - 1
+                yield piece, last and not rest, pause if last else WORD_CUT_PAUSE_S
 
     def _segments(
         self, text: str, options: SynthesisOptions, sink: list | None

@@ -1,0 +1,155 @@
+"""Streaming that starts at once and never stalls: a short first phrase, growing chunks, render-ahead on
+a worker that stops with its consumer, trimmed model silence, the model's durations."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from fedtts.engine.onnx_engine import FRAME_SAMPLES, PAD_FRAMES
+from fedtts.pipeline import SynthesisOptions, Synthesizer
+from fedtts.pipeline.synth import (
+    AHEAD_CHUNKS,
+    CHUNK_GROWTH,
+    CLAUSE_CUT_PAUSE_S,
+    FIRST_CHUNK_TOKENS,
+    WORD_CUT_PAUSE_S,
+    cut_phrase,
+    render_ahead,
+    trim_silence,
+)
+
+LONG_EN = (
+    "Privacy matters: your voice never leaves this computer, and nothing is uploaded to a server. "
+    "The model runs on two processor cores, and it speaks the first sentence while the rest is still "
+    "being prepared. Every chunk after the first may be longer than the one before it."
+)
+LONG_ZH = "重庆的银行今天下午三点关门，请提前十五分钟到。银行行长说，孩子长大以后要学会按时还钱。"
+
+
+def _count(p: str) -> int:
+    return len(p.replace(" ", ""))
+
+
+@pytest.mark.parametrize(
+    "phonemes, budget, head, pause",
+    [
+        ("aaaa bbbb cccc", 20, None, None),  # fits: no cut
+        ("aaaaaaaaa, bbbbbbbbb cccccccccc dddddddddd", 25, "aaaaaaaaa,", CLAUSE_CUT_PAUSE_S),  # clause end
+        # no clause end in reach: the latest long word, and a comma closes the phrase
+        ("aaaaa bbbbb ccccc ddddd eeeee fffff", 16, "aaaaa bbbbb ccccc,", WORD_CUT_PAUSE_S),
+        # never right after a short word ("the", "to", 的)
+        ("aaaaa bbbbb ðə ccccc ddddd eeeee", 13, "aaaaa bbbbb,", WORD_CUT_PAUSE_S),
+        ("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 10, None, None),  # one word: nothing to cut
+        ("aaaaaaaaaa bb", 11, None, None),  # the tail would be a stub
+    ],
+)
+def test_cut_phrase_table(phonemes, budget, head, pause):
+    cut = cut_phrase(phonemes, budget, _count)
+    if head is None:
+        assert cut is None
+        return
+    got_head, tail, got_pause = cut
+    assert (got_head, got_pause) == (head, pause)
+    said = got_head[:-1] if pause == WORD_CUT_PAUSE_S else got_head  # a word cut adds its comma
+    assert f"{said} {tail}" == phonemes
+
+
+@pytest.fixture(scope="module")
+def synth(engine):
+    return Synthesizer(engine=engine)
+
+
+@pytest.fixture(scope="module")
+def voice():
+    from fedtts.voice import stock_voice
+
+    return stock_voice("jf_alpha")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("text", [LONG_EN, LONG_ZH], ids=["en", "zh"])
+def test_first_chunk_short_then_growing_and_stream_equals_file(synth, voice, text):
+    chunks = list(synth.stream(text, voice, SynthesisOptions(seed=3)))
+    tokens = [c.n_tokens for c in chunks]
+    assert tokens[0] <= FIRST_CHUNK_TOKENS + 1  # + the comma a word cut adds
+    assert chunks[0].phonemes.endswith(",") or chunks[0].phonemes.endswith(":")
+    for k in range(1, len(tokens)):  # each chunk is computed while the audio before it plays
+        assert tokens[k] <= max(FIRST_CHUNK_TOKENS, CHUNK_GROWTH * sum(tokens[:k])) + 1
+    assert len(chunks) > len(synth.analyze(text))  # the first sentence was cut
+    whole = synth.synthesize(text, voice, SynthesisOptions(seed=3))
+    np.testing.assert_array_equal(np.concatenate([c.audio for c in chunks]), whole.audio)
+
+
+class _CountingEngine:
+    """The real engine, counting its calls (so a test can see the worker stop)."""
+
+    def __init__(self, inner):
+        self.inner, self.calls = inner, 0
+
+    def tokenize(self, phonemes):
+        return self.inner.tokenize(phonemes)
+
+    def infer(self, tokens, style, speed=1.0):
+        self.calls += 1
+        return self.inner.infer(tokens, style, speed)
+
+
+def _workers() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "fedtts-render-ahead"]
+
+
+@pytest.mark.slow
+def test_closed_stream_stops_the_worker(engine, voice):
+    counting = _CountingEngine(engine)
+    s = Synthesizer(engine=counting)
+    text = " ".join(["This sentence is one of very many in a long text."] * 40)
+    gen = s.stream(text, voice, SynthesisOptions())
+    first = next(gen)
+    assert first.index == 0 and _workers()
+    gen.close()  # what a closed HTTP connection or Ctrl-C does
+    deadline = time.monotonic() + 30
+    while _workers() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _workers()
+    calls = counting.calls
+    assert calls <= 1 + AHEAD_CHUNKS + 1  # the one consumed, the queue, the one being put
+    time.sleep(0.5)
+    assert counting.calls == calls  # nothing renders after the stop
+
+
+def test_render_ahead_order_errors_and_bounded_lookahead():
+    made: list[int] = []
+
+    def source():
+        for i in range(10):
+            made.append(i)
+            yield i
+        raise ValueError("bad text at the end")
+
+    gen = render_ahead(source(), depth=2)
+    assert next(gen) == 0
+    time.sleep(0.3)
+    assert len(made) <= 1 + 2 + 1  # never more than the queue ahead of the consumer
+    assert list(gen.__next__() for _ in range(9)) == list(range(1, 10))
+    with pytest.raises(ValueError, match="bad text at the end"):
+        next(gen)
+
+
+@pytest.mark.slow
+def test_model_silence_is_capped_and_trimmed(engine, voice):
+    tokens = engine.tokenize("plˈiz ɹˈid ðɪ ɪnstɹˈʌkʃənz.")
+    audio, frames = engine.infer_timed(tokens, voice.style_for(len(tokens)), 1.0)
+    assert len(frames) == len(tokens) + 2  # durations of every token and both pads
+    assert frames[0] <= PAD_FRAMES[0] and frames[-1] <= PAD_FRAMES[1]
+    assert abs(int(frames.sum()) * FRAME_SAMPLES - len(audio)) <= FRAME_SAMPLES
+    trimmed = trim_silence(audio)
+    hop = 240
+    db = 20 * np.log10(np.sqrt(np.mean(trimmed[: len(trimmed) // hop * hop].reshape(-1, hop) ** 2, 1)) + 1e-9)
+    loud = np.flatnonzero(db > db.max() - 30)
+    assert loud[0] * hop / 24000 <= 0.1  # speech starts within 0.1 s
+    assert (len(trimmed) - (loud[-1] + 1) * hop) / 24000 <= 0.2  # and the chunk ends soon after it
+    assert 0.5 < len(trimmed) / 24000 < len(audio) / 24000 + 1e-9
