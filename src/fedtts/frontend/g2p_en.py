@@ -7,7 +7,7 @@ import re
 import shutil
 import subprocess
 
-__all__ = ["espeak_ipa", "ipa_to_kokoro", "en_g2p", "ACRONYMS"]
+__all__ = ["espeak_ipa", "ipa_to_kokoro", "en_g2p", "ACRONYMS", "SPELLED"]
 
 E2M = sorted(
     {
@@ -50,6 +50,44 @@ _LETTERS = dict(
     )
 )
 ACRONYMS = {"TTS": "tˈi tˈi ˈɛs", "GPU": "ʤˈi pˈi jˈu", "CPU": "sˈi pˈi jˈu", "USA": "jˈu ˈɛs ˈA"}
+# Capitalised words are read as words (headlines, shouting, corpus transcripts are written in capitals);
+# these are spelled letter by letter wherever they appear, even in a shouted sentence, because they are
+# never English words or are read as letters by convention (FAQ, IQ: espeak would say "fak", "ik").
+# NASA, NATO, UNESCO, SCUBA, LASER are words and are not here.
+SPELLED = frozenset(
+    "AI API ATM BBC CCTV CEO CFO CIA CNN CPU CTO DIY DNA DVD EU FAQ FBI GPS GPU HTML HTTP HTTPS IBM ID IQ "
+    "IRS JSON LCD MIT NBA NFL NHS NYC PC PDF PR QR RNA SMS SQL SUV TTS TV UFO UK UN URL USA USB VIP VPN "
+    "WWW XML".split()
+)
+# English words that, in capitals inside ordinary text, are acronyms ("the US", "IT support", "the WHO"),
+# and in a shouted sentence are the words ("TELL US", "IT IS", "WHO IS IT"). AM/PM after a number are
+# spelled even when shouted ("AT NINE AM").
+AMBIGUOUS = frozenset({"US", "IT", "AM", "PM", "WHO", "LED", "PIN"})
+_NUMBER_WORDS = frozenset(
+    "one two three four five six seven eight nine ten eleven twelve oh o'clock fifteen thirty forty fifty "
+    "twenty".split()
+)
+# Vowelless capitals that are still read as words: abbreviations espeak expands, interjections.
+VOWELLESS_WORDS = frozenset(
+    {
+        "MR",
+        "MRS",
+        "DR",
+        "ST",
+        "HMM",
+        "HM",
+        "MM",
+        "MMM",
+        "SHH",
+        "SH",
+        "PSST",
+        "PST",
+        "BRR",
+        "GRR",
+        "TSK",
+        "ZZZ",
+    }
+)
 
 
 def ipa_to_kokoro(ps: str) -> str:
@@ -78,14 +116,42 @@ def _spell(word: str) -> str:
     return " ".join(_LETTERS[c] for c in word.lower() if c in _LETTERS)
 
 
+def _is_shouted(tokens: list[str]) -> bool:
+    """A run written in capitals (≥ 2 words of ≥ 2 letters, ≥ 75 % of them all caps): a headline or a
+    corpus transcript, whose capitals say nothing about acronyms."""
+    words = [t for t in tokens if len(t) > 1 and t[0].isalpha()]
+    caps = sum(t.isupper() for t in words)
+    return caps >= 2 and caps >= 0.75 * len(words)
+
+
+def _caps_reading(tok: str, shouted: bool, after_number: bool = False) -> str | None:
+    """How an all-caps token is read: its Kokoro spelling (letters), or None to read it as a word."""
+    bare = tok.replace("'", "").replace("’", "")
+    if tok in SPELLED or (tok in AMBIGUOUS and not shouted) or (tok in ("AM", "PM") and after_number):
+        return _spell(tok)
+    if not re.search(r"[AEIOUY]", bare) and bare not in VOWELLESS_WORDS:
+        return _spell(tok)  # unpronounceable: NSFW, MP (of MP3), HTTP
+    return None
+
+
 def en_g2p(text: str) -> tuple[str, str]:
-    """(readable IPA, Kokoro phonemes) for an English run; acronyms (all caps, ≤5) spelled."""
+    """(readable IPA, Kokoro phonemes) for an English run. Words in capitals are read as words (in a
+    shouted run, lower-cased first so espeak's own caps-acronym rules do not spell "US" or "IT"); known
+    acronyms (`ACRONYMS`, `SPELLED`, `AMBIGUOUS` outside shouting) and vowelless words are spelled."""
+    tokens = re.findall(r"[A-Za-z][A-Za-z'’]*|[^\sA-Za-z]+", text)
+    shouted = _is_shouted(tokens)
     parts: list[str] = []
-    for tok in re.findall(r"[A-Za-z][A-Za-z'’]*|[^\sA-Za-z]+", text):
+    prev = ""
+    for tok in tokens:
+        after_number, prev = prev.lower() in _NUMBER_WORDS or prev.strip().isdigit(), tok
         if tok in ACRONYMS:
             parts.append("\0" + ACRONYMS[tok])
-        elif tok.isupper() and 1 < len(tok) <= 5 and tok.isalpha():
-            parts.append("\0" + _spell(tok))
+        elif tok.isupper() and len(tok) > 1 and tok[0].isalpha():
+            spelled = _caps_reading(tok, shouted, after_number)
+            if spelled is not None:
+                parts.append("\0" + spelled)
+            else:
+                parts.append(tok.lower() if shouted else tok)
         else:
             parts.append(tok)
     # group plain words so espeak is called once per run of plain text

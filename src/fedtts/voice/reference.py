@@ -29,6 +29,7 @@ __all__ = [
     "reference_from_array",
     "MAX_FILE_BYTES",
     "MIN_SPEECH_S",
+    "SHORT_SPEECH_S",
     "WARN_SPEECH_S",
     "MAX_SPEECH_S",
 ]
@@ -38,8 +39,9 @@ log = logging.getLogger(__name__)
 SAMPLE_RATE = 24000
 MAX_FILE_BYTES = 50 * 1024 * 1024
 MAX_DECODE_S = 20 * 60  # read at most the first 20 minutes
-MIN_SPEECH_S = 2.0
-WARN_SPEECH_S = 3.0
+MIN_SPEECH_S = 1.0  # below this a clip carries too little of a voice to clone: refused
+SHORT_SPEECH_S = 2.0  # 1-2 s: cloned, with a warning that the match will be rough
+WARN_SPEECH_S = 3.0  # 2-3 s: cloned, with a milder warning
 MAX_SPEECH_S = 30.0
 HOP_S = 0.032  # VAD frame: 512 samples at 16 kHz
 KEEP_PAUSE_S = 0.3  # pauses longer than LONG_PAUSE_S are shortened to this
@@ -326,7 +328,8 @@ def reference_from_array(
             hint = f"; the level hardly varies (estimated SNR {snr_db:.1f} dB): noise or silence?"
         raise ReferenceError(
             f"{label}: only {speech_raw_s:.1f} s of speech found in {raw_s:.1f} s of audio "
-            f"({vad_name} VAD); at least {MIN_SPEECH_S:.0f} s of speech are needed{hint}"
+            f"({vad_name} VAD); at least {MIN_SPEECH_S:.0f} s of speech is needed (3-10 s for a close "
+            f"match){hint}"
         )
 
     # Keep speech regions (padded), shorten long pauses between them.
@@ -391,7 +394,13 @@ def reference_from_array(
         gain *= limit / peak_after
     y = (y * gain).astype(np.float32)
 
-    if speech_s < WARN_SPEECH_S:
+    if speech_s < SHORT_SPEECH_S:
+        warnings.append(
+            f"only {speech_s:.1f} s of speech (under {SHORT_SPEECH_S:.0f} s): the clone will be a rough "
+            "match, with less of the speaker's timbre and pitch than from 3-10 s; record a longer clip "
+            "for a closer voice"
+        )
+    elif speech_s < WARN_SPEECH_S:
         warnings.append(f"only {speech_s:.1f} s of speech; 3-10 s give a closer voice match")
     if clipped_fraction > 0.001:
         warnings.append(f"clipping: {clipped_fraction:.2%} of samples are at full scale")
