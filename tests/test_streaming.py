@@ -153,3 +153,36 @@ def test_model_silence_is_capped_and_trimmed(engine, voice):
     assert loud[0] * hop / 24000 <= 0.1  # speech starts within 0.1 s
     assert (len(trimmed) - (loud[-1] + 1) * hop) / 24000 <= 0.2  # and the chunk ends soon after it
     assert 0.5 < len(trimmed) / 24000 < len(audio) / 24000 + 1e-9
+
+
+def test_unavailable_backend_falls_back_with_one_warning(monkeypatch, tmp_path, caplog):
+    import fedtts.engine.onnx_engine as oe
+
+    monkeypatch.setattr(oe, "fp32_model_path", lambda: tmp_path / "not-built.onnx")
+    with caplog.at_level("WARNING", logger="fedtts.engine.onnx_engine"):
+        eng = oe.KokoroEngine(oe.EngineConfig(threads=1, backend="onnx-fp32"))
+    assert eng.backend == "onnx-int8"
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "onnx-fp32" in warnings[0] and "not-built.onnx" in warnings[0]
+    tokens = eng.tokenize("həlˈoʊ.")
+    assert len(eng.infer(tokens, np.zeros(256, np.float32))) > 2400  # it still speaks
+    with pytest.raises(ValueError, match="backend must be one of"):
+        oe.EngineConfig(backend="tensorrt").validate()
+
+
+@pytest.mark.slow
+def test_fp32_backend_says_the_same(engine, voice):
+    from fedtts.engine.assets import fp32_model_path
+    from fedtts.engine.onnx_engine import EngineConfig, KokoroEngine
+    from fedtts.eval.asr import transcribe, wer
+
+    if not fp32_model_path().is_file():
+        pytest.skip("fp32 back end not built (python -m fedtts.app.prepare with the [train] extra)")
+    fp32 = KokoroEngine(EngineConfig(threads=2, backend="onnx-fp32"))
+    assert fp32.backend == "onnx-fp32"
+    text = "The quick brown fox jumps over the lazy dog."
+    tokens = engine.tokenize("ðə kwˈɪk bɹˈaʊn fˈɑks ʤˈʌmps ˌoʊvəɹ ðə lˈeɪzi dˈɑɡ.")
+    style = voice.style_for(len(tokens))
+    a, b = trim_silence(engine.infer(tokens, style)), trim_silence(fp32.infer(tokens, style))
+    assert abs(len(a) - len(b)) / len(a) < 0.1  # same durations, give or take a few frames
+    assert wer(text, transcribe(b, 24000, "en")) <= wer(text, transcribe(a, 24000, "en")) + 0.12

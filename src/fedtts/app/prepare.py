@@ -6,11 +6,19 @@ from __future__ import annotations
 import importlib
 import sys
 
-from fedtts.engine.assets import AssetError, load_stock_packs, load_vocab, model_path, verify_model
+from fedtts.engine.assets import (
+    AssetError,
+    load_stock_packs,
+    load_vocab,
+    model_path,
+    runtime_model_path,
+    verify_model,
+)
 
 # Optional preparers of the extras: (module, function). A missing extra is skipped, a broken one fails.
 OPTIONAL = [
     ("fedtts.eval.asr", "prepare"),
+    ("fedtts.engine.torch_export", "prepare"),  # the onnx-fp32 back end ([train]: needs torch)
 ]
 
 
@@ -19,6 +27,7 @@ def main() -> int:
         path = model_path()
         digest = verify_model()
         print(f"[prepare] model  {path} sha256 {digest[:12]}…")
+        print(f"[prepare] graph  {runtime_model_path().name} (duration caps, durations output)")
         print(f"[prepare] vocab  {len(load_vocab())} symbols; voices {', '.join(sorted(load_stock_packs()))}")
     except AssetError as e:
         print(f"[prepare] error: {e}", file=sys.stderr)

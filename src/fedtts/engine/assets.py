@@ -139,6 +139,11 @@ def runtime_model_path() -> Path:
     return out
 
 
+def fp32_model_path() -> Path:
+    """Where the float32 export of the PyTorch rebuild lives (``engine.torch_export`` builds it)."""
+    return model_path().parent / f"kokoro-82m-fp32-{MODEL_SHA256[:12]}.onnx"
+
+
 def verify_model() -> str:
     """Re-hash the assembled model (slow, ~0.3 s); raises AssetError on mismatch."""
     path = model_path()

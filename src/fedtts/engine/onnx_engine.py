@@ -9,13 +9,18 @@ from pathlib import Path
 
 import numpy as np
 
-from fedtts.engine.assets import load_vocab, runtime_model_path
+from fedtts.engine.assets import fp32_model_path, load_vocab, runtime_model_path
 
 SAMPLE_RATE = 24000
 MAX_TOKENS = 510  # phoneme tokens per call, not counting the two pad tokens
 STYLE_DIM = 256
 FRAME_SAMPLES = 600  # one predicted duration unit: 25 ms of 24 kHz audio
 PAD_FRAMES = (3, 4)  # duration cap of the leading / trailing pad token (the model gives up to 12 / 26)
+# Back ends, measured side by side in bench/bench_speak.py. int8 is the default: the fastest whose
+# parity and Whisper error hold here; fp32 is the dequantised export of the PyTorch rebuild (built
+# by `python -m fedtts.app.prepare` when the [train] extra is installed).
+BACKENDS = ("onnx-int8", "onnx-fp32")
+DEFAULT_BACKEND = "onnx-int8"
 
 log = logging.getLogger(__name__)
 
@@ -25,14 +30,28 @@ class EngineConfig:
     """How the acoustic model runs."""
 
     threads: int = 2
-    model_path: Path | None = None  # default: the verified, assembled asset
+    model_path: Path | None = None  # default: the verified, assembled asset of the back end
+    backend: str = DEFAULT_BACKEND
 
     def validate(self) -> EngineConfig:
         if not 1 <= int(self.threads) <= 64:
             raise ValueError(f"threads must be between 1 and 64, got {self.threads}")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
         if self.model_path is not None and not Path(self.model_path).is_file():
             raise ValueError(f"model file not found: {self.model_path}")
         return self
+
+
+def _backend_file(backend: str) -> Path:
+    if backend == "onnx-fp32":
+        path = fp32_model_path()
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"{path} is missing: build it with `python -m fedtts.app.prepare` ([train])"
+            )
+        return path
+    raise ValueError(f"unknown back end {backend!r}")
 
 
 class KokoroEngine:
@@ -46,8 +65,21 @@ class KokoroEngine:
         opts.intra_op_num_threads = int(self.config.threads)
         opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
-        path = self.config.model_path or runtime_model_path()
-        self.session = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+        self.backend = self.config.backend
+        self.session = None
+        if self.config.model_path is None and self.backend != DEFAULT_BACKEND:
+            try:
+                self.session = ort.InferenceSession(
+                    str(_backend_file(self.backend)), sess_options=opts, providers=["CPUExecutionProvider"]
+                )
+            except Exception as e:  # noqa: BLE001 - any load failure falls back, once, loudly
+                log.warning("back end %s is not available (%s); using %s", self.backend, e, DEFAULT_BACKEND)
+                self.backend = DEFAULT_BACKEND
+        if self.session is None:
+            path = self.config.model_path or runtime_model_path()
+            self.session = ort.InferenceSession(
+                str(path), sess_options=opts, providers=["CPUExecutionProvider"]
+            )
         self._caps = "max_frames" in {i.name for i in self.session.get_inputs()}
         self.vocab = load_vocab()
         self._warned: set[str] = set()

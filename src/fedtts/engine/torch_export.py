@@ -14,6 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from fedtts.engine.assets import fp32_model_path
 from fedtts.engine.kokoro_modules import KokoroNet
 
 __all__ = ["ExportableKokoro", "export_fp32_onnx", "fp32_onnx_path"]
@@ -119,9 +120,7 @@ class ExportableKokoro(torch.nn.Module):
 
 
 def fp32_onnx_path() -> Path:
-    from fedtts.engine.assets import MODEL_SHA256, model_path
-
-    return model_path().parent / f"kokoro-82m-fp32-{MODEL_SHA256[:12]}.onnx"
+    return fp32_model_path()
 
 
 def export_fp32_onnx(model=None, out: Path | None = None) -> Path:
@@ -151,6 +150,11 @@ def export_fp32_onnx(model=None, out: Path | None = None) -> Path:
         )
     tmp.replace(out)
     return out
+
+
+def prepare() -> str:
+    """Set-up step (``python -m fedtts.app.prepare``): build the fp32 back end once."""
+    return str(export_fp32_onnx())
 
 
 def _check_math() -> float:  # pragma: no cover - developer aid
