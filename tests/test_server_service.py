@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import stat
 import threading
 import time
@@ -268,3 +269,45 @@ def test_gate_serves_waiting_jobs_in_arrival_order():
     for t in threads:
         t.join(10)
     assert order == [0, 1, 2, 3, 4]
+
+
+def test_serve_beyond_loopback_needs_a_key_or_no_auth(capsys, tmp_path, monkeypatch):
+    """Issue 18.12: 0.0.0.0 without FEDTTS_API_KEY is refused (exit 2) before the model loads."""
+    from fedtts.app.cli import main
+
+    monkeypatch.delenv("FEDTTS_API_KEY", raising=False)
+    for host in ("0.0.0.0", "::", "192.0.2.7"):
+        assert main(["serve", "--host", host, "--output-dir", str(tmp_path / "o")]) == 2
+        err = capsys.readouterr().err
+        assert f"--host {host}" in err and "FEDTTS_API_KEY" in err and "--no-auth" in err
+
+
+@pytest.mark.slow
+def test_serve_no_auth_starts_on_all_interfaces(tmp_path):
+    import subprocess
+    import sys
+
+    import httpx
+    from _serve_helpers import free_port
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "FEDTTS_API_KEY"}
+    cmd = [sys.executable, "-m", "fedtts.app.cli", "serve", "--host", "0.0.0.0", "--port", str(port)]
+    cmd += ["--output-dir", str(tmp_path / "o"), "--no-warmup", "--no-auth"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        ok = False
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                ok = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                pass
+            if ok:
+                break
+            time.sleep(0.3)
+        assert ok, proc.stderr.read() if proc.poll() is not None else "not ready"
+    finally:
+        proc.terminate()
+        err = proc.communicate(timeout=20)[1]
+    assert "without an API key (--no-auth)" in err

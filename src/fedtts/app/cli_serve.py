@@ -6,6 +6,7 @@ Gradio, FastAPI and uvicorn are imported inside the handlers so ``fedtts --help`
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import os
 import sys
@@ -30,12 +31,32 @@ def _common(p: argparse.ArgumentParser, port: int, max_chars: int) -> None:
     p.add_argument("--threads", type=int, default=2, help="onnxruntime threads per job (default 2)")
     p.add_argument("--dict", default=None, metavar="JSONL", help="pronunciation dictionary to use and edit")
     p.add_argument("--no-warmup", action="store_true", help="load the model on first request, not at start")
+    p.add_argument(
+        "--max-output-mb",
+        type=float,
+        default=2048.0,
+        help="cap of the output folder: the oldest results go first beyond it (default 2048; 0 = no cap)",
+    )
+    p.add_argument(
+        "--max-output-age",
+        default="0",
+        metavar="D",
+        help="delete results older than D (7d, 12h, 30m; default 0 = keep); `fedtts outputs clean` by hand",
+    )
 
 
 def service_config_from_args(args: argparse.Namespace):
-    from fedtts.app.service import ServiceConfig
+    from fedtts.app.service import ServiceConfig, parse_duration
 
+    try:
+        max_age = parse_duration(args.max_output_age)
+    except ValueError as e:
+        raise ValueError(f"--max-output-age: {e}") from e
+    if not args.max_output_mb >= 0:
+        raise ValueError(f"--max-output-mb must be >= 0, got {args.max_output_mb}")
     return ServiceConfig(
+        max_output_bytes=int(args.max_output_mb * 1024 * 1024) or None,
+        max_output_age_s=max_age or None,
         output_dir=Path(args.output_dir),
         max_chars=args.max_chars,
         max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
@@ -46,6 +67,16 @@ def service_config_from_args(args: argparse.Namespace):
         dict_path=Path(args.dict) if args.dict else None,
         api_key=os.environ.get("FEDTTS_API_KEY") or None,
     ).validate()
+
+
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 and localhost: only this machine can connect."""
+    if host in LOOPBACK:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _fail(msg: str) -> int:
@@ -64,17 +95,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
         cfg = service_config_from_args(args)
     except ValueError as e:
         return _fail(str(e))
+    if not is_loopback(args.host) and not cfg.api_key:
+        if not args.no_auth:
+            return _fail(
+                f"--host {args.host} reaches beyond this machine and no API key is set: set "
+                "FEDTTS_API_KEY (clients send 'Authorization: Bearer <key>'), or pass --no-auth to serve "
+                "openly on purpose"
+            )
+        print(
+            f"warning: serving on {args.host} without an API key (--no-auth): anyone who can reach it "
+            "can use it",
+            file=sys.stderr,
+        )
     import uvicorn
 
     from fedtts.app.server import create_app
     from fedtts.app.service import TTSService
 
-    if args.host not in LOOPBACK and not cfg.api_key:
-        print(
-            f"warning: serving on {args.host} without an API key: anyone who can reach it can use it; "
-            "set FEDTTS_API_KEY",
-            file=sys.stderr,
-        )
     service = TTSService(cfg)
     if not args.no_warmup:
         service.warm_up()
@@ -96,7 +133,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
         return _fail(str(e))
     from fedtts.app.web import launch
 
-    if args.host not in LOOPBACK:
+    if not is_loopback(args.host):
         print(f"warning: the web UI on {args.host} is reachable from other machines", file=sys.stderr)
     launch(cfg, host=args.host, port=args.port, warmup=not args.no_warmup)
     return 0
@@ -110,6 +147,11 @@ def register(subparsers) -> None:
 
     p = subparsers.add_parser("serve", help="HTTP API (OpenAI-compatible /v1/audio/speech; docs at /docs)")
     _common(p, 8000, 4096)
+    p.add_argument(
+        "--no-auth",
+        action="store_true",
+        help="allow a non-loopback --host without FEDTTS_API_KEY (anyone who reaches it can use it)",
+    )
     p.set_defaults(func=cmd_serve)
 
 

@@ -25,6 +25,11 @@ def _cmd_add(args: argparse.Namespace) -> int:
     from fedtts.voice import ReferenceError, VoiceError, load_reference, resolve_reference
     from fedtts.voice.store import ProfileStore, validate_name
 
+    if args.clip and args.ref and args.clip != args.ref:
+        return _err(f"give the clip once: either CLIP ({args.clip}) or --ref ({args.ref})")
+    args.clip = args.clip or args.ref
+    if not args.clip:
+        return _err("voice add needs the reference clip: `fedtts voice add NAME CLIP` or `--ref CLIP`")
     if not args.consent:
         return _err(
             "cloning a voice needs the speaker's consent: add --consent to confirm that the person "
@@ -159,8 +164,12 @@ def register(subparsers) -> None:
 
     a = sub.add_parser("add", help="clone a voice from a reference clip and save it")
     a.add_argument("name", help="profile name (letters, digits, _ . -)")
-    a.add_argument("clip", help="reference audio (WAV, FLAC, MP3, OGG, M4A), 3-30 s of speech")
-    a.add_argument("--ref-text", default=None, help="transcript of the clip (optional)")
+    a.add_argument(
+        "clip", nargs="?", default=None, help="reference audio (WAV, FLAC, MP3, OGG, M4A), 3-30 s of speech"
+    )
+    # `--ref CLIP` as `say` takes it; spelled out so it is not an ambiguous prefix of --ref-text/--refine
+    a.add_argument("--ref", default=None, metavar="CLIP", help="the reference clip (same as CLIP)")
+    a.add_argument("--ref-text", "--ref_text", default=None, help="transcript of the clip (optional)")
     a.add_argument("--consent", action="store_true", help="the speaker agreed to have their voice cloned")
     a.add_argument(
         "--refine", type=int, default=0, metavar="N", help="N gradient refinement steps (needs torch)"

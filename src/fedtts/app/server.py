@@ -204,7 +204,7 @@ def create_app(service: TTSService | ServiceConfig | None = None) -> FastAPI:
     @app.exception_handler(ServiceError)
     async def _service_error(_request: Request, e: ServiceError):
         headers = {"Retry-After": str(e.retry_after)} if isinstance(e, ServiceBusy) else None
-        return error_response(str(e), e.status, e.code, e.param, headers)
+        return error_response(svc.public_message(str(e)), e.status, e.code, e.param, headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, e: RequestValidationError):
@@ -227,17 +227,23 @@ def create_app(service: TTSService | ServiceConfig | None = None) -> FastAPI:
             loc = ".".join(str(x) for x in err.get("loc", ()) if x != "body") or "body"
             parts.append(f"{loc}: {err.get('msg')}")
         first = next((str(err["loc"][-1]) for err in errors if err.get("loc")), None)
-        return error_response("invalid request: " + "; ".join(parts), 422, "invalid_request", first)
+        msg = svc.public_message("invalid request: " + "; ".join(parts))
+        return error_response(msg, 422, "invalid_request", first)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_request: Request, e: StarletteHTTPException):
         code = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed", 413: "too_large"}
+        if e.status_code == 400 and "parsing the body" in str(e.detail):  # FastAPI: e.g. not UTF-8
+            return error_response("malformed JSON body: not UTF-8 encoded JSON text", 400, "malformed_json")
         return error_response(str(e.detail), e.status_code, code.get(e.status_code), headers=e.headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, e: Exception):
+        # the details (paths, decoder output) are for the server's log, not for the client
         log.exception("unexpected error")
-        return error_response(f"internal error: {type(e).__name__}: {e}", 500, "internal_error")
+        return error_response(
+            f"internal error ({type(e).__name__}); the details are in the server log", 500, "internal_error"
+        )
 
     @app.get("/healthz", tags=["system"])
     def healthz() -> dict[str, Any]:
@@ -373,6 +379,7 @@ def _encode_and_save(svc: TTSService, audio, sr: int, fmt: str, save: bool, voic
     if save:
         saved = svc.output_path(f"api-{voice}", f".{fmt if fmt != 'pcm' else 'raw'}")
         saved.write_bytes(data)
+        svc.enforce_output_cap(keep=(saved,))
     return data, saved
 
 
@@ -448,7 +455,12 @@ def _voice_routes(r: APIRouter, svc: TTSService) -> None:
             path = await _form_audio(svc, form, "file")
             ref_text = str(form.get("ref_text") or "").strip() or None
             keep = str(form.get("keep_clip") or "").strip().lower() in ("1", "true", "yes", "on")
-            info = await run_in_threadpool(svc.enroll, name, path, consent, ref_text, keep)
+            try:
+                info = await run_in_threadpool(svc.enroll, name, path, consent, ref_text, keep)
+            except ServiceError:
+                if hasattr(form.get("file"), "read"):  # sent with this request: not kept when refused
+                    svc.discard_upload(path)
+                raise
         finally:
             await form.close()
         return {"id": info.name, "object": "voice", "type": "profile", "meta": info.meta}

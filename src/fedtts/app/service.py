@@ -20,6 +20,7 @@ import os
 import re
 import secrets
 import shutil
+import stat
 import tempfile
 import threading
 import time
@@ -46,6 +47,11 @@ __all__ = [
     "TTSService",
     "safe_child",
     "default_dict_path",
+    "PruneReport",
+    "prune_outputs",
+    "parse_duration",
+    "is_service_output",
+    "check_output_root",
 ]
 
 log = logging.getLogger(__name__)
@@ -64,6 +70,7 @@ _VOICE_SPEC = re.compile(
     r"^[A-Za-z0-9\u4e00-\u9fff_.\-]+(:[0-9.]+)?(,[A-Za-z0-9\u4e00-\u9fff_.\-]+(:[0-9.]+)?)*$"
 )
 _UPLOAD_ID = re.compile(r"^upl_[0-9a-f]{32}$")
+_ABS_PATH = re.compile(r"(?<![\w.~<>/])/(?:[\w.\-]+/)+[\w.\-]*")  # /a/b/c left in a message
 _OUTPUT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,200}$")
 MB = 1024 * 1024
 
@@ -119,6 +126,9 @@ class ServiceConfig:
     dict_path: Path | None = None  # pronunciation dictionary edited by the UI
     upload_dir: Path | None = None  # API uploads (default: a private temp folder)
     api_key: str | None = None  # HTTP API Bearer key (None = open; bind 127.0.0.1 then)
+    # output folder caps (files this service wrote only; None = no cap): oldest go first
+    max_output_bytes: int | None = 2048 * MB
+    max_output_age_s: float | None = None
 
     def validate(self) -> ServiceConfig:
         self.output_dir = Path(self.output_dir)
@@ -136,6 +146,10 @@ class ServiceConfig:
         self.dict_path = Path(self.dict_path)
         if self.api_key is not None and not str(self.api_key).strip():
             self.api_key = None
+        if self.max_output_bytes is not None and int(self.max_output_bytes) <= 0:
+            self.max_output_bytes = None
+        if self.max_output_age_s is not None and float(self.max_output_age_s) <= 0:
+            self.max_output_age_s = None
         return self
 
 
@@ -150,6 +164,142 @@ def safe_child(root: Path, name: str) -> Path:
     if path.parent != root:
         raise ServiceError(f"{name!r} is outside the output folder", 400, "invalid_name")
     return path
+
+
+# ---------------------------------------------------------------------- output folder cap
+
+# what output_path() names: <UTC time>_<stem>_<6 hex> (+ suffix); batch jobs are such folders
+_SERVICE_OUTPUT = re.compile(r"^\d{8}-\d{6}_[A-Za-z0-9_.\-]*_[0-9a-f]{6}(\.[A-Za-z0-9]{1,9})?$")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$", re.IGNORECASE)
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "": 86400}
+
+
+def parse_duration(text: str) -> float:
+    """'7d', '12h', '30m', '90s', '2w' (a bare number is days) → seconds; ValueError names the input."""
+    m = _DURATION.match(str(text))
+    if not m:
+        raise ValueError(f"invalid duration {text!r}: use a number and a unit, like 7d, 12h, 30m or 90s")
+    return float(m.group(1)) * _UNIT_S[m.group(2).lower()]
+
+
+def is_service_output(name: str) -> bool:
+    """Whether a top-level entry of the output folder was written by the UI/API (output_path)."""
+    return bool(_SERVICE_OUTPUT.match(name))
+
+
+def check_output_root(root: Path) -> Path:
+    """Refuse to clean a folder that holds more than outputs: /, the home folder, or an ancestor of
+    the current folder or of home (a mistyped --dir must not empty a user's files)."""
+    r = Path(root).expanduser().resolve()
+    home = Path.home().resolve()
+    cwd = Path.cwd().resolve()
+    if r == Path(r.anchor) or r == home or home.is_relative_to(r) or cwd.is_relative_to(r):
+        raise ValueError(
+            f"{root}: refusing to clean this folder (it is /, the home folder or holds the current "
+            "folder); give the output folder itself"
+        )
+    return r
+
+
+@dataclass
+class PruneReport:
+    """What :func:`prune_outputs` removed (or would remove with ``dry_run``) and what is left."""
+
+    removed: list[Path] = field(default_factory=list)
+    removed_bytes: int = 0
+    kept_files: int = 0
+    kept_bytes: int = 0
+
+
+def _output_files(root: Path, everything: bool) -> list[tuple[float, int, Path]]:
+    """(mtime, size, path) of regular files under ``root``; links are neither followed nor touched.
+
+    Only entries named like the service's outputs unless ``everything``."""
+    out = []
+    for top in sorted(root.iterdir()):
+        if not everything and not is_service_output(top.name):
+            continue
+        if top.is_symlink():
+            continue
+        walk = [(str(root), [], [top.name])] if top.is_file() else os.walk(top, followlinks=False)
+        for dirpath, _dirs, names in walk:
+            for name in names:
+                p = Path(dirpath) / name
+                try:
+                    st = os.lstat(p)
+                except OSError:
+                    continue
+                if stat.S_ISREG(st.st_mode):
+                    out.append((st.st_mtime, st.st_size, p))
+    return out
+
+
+def prune_outputs(
+    root: Path,
+    max_bytes: int | None = None,
+    max_age_s: float | None = None,
+    keep: tuple[Path, ...] = (),
+    everything: bool = False,
+    dry_run: bool = False,
+    now: float | None = None,
+) -> PruneReport:
+    """Delete output files older than ``max_age_s``, then the oldest until the rest fit ``max_bytes``.
+
+    Never outside ``root`` (paths are checked after resolving, links are skipped), never a path in
+    ``keep`` (the file just written, a running batch job); emptied job folders are removed too.
+    """
+    root = Path(root).resolve()
+    report = PruneReport()
+    if not root.is_dir():
+        return report
+    now = time.time() if now is None else now
+    kept_roots = [Path(k).resolve() for k in keep]
+    files = sorted(_output_files(root, everything))  # oldest first
+    victims: list[tuple[int, Path]] = []
+    rest: list[tuple[int, Path]] = []
+    for mtime, size, p in files:
+        protected = any(p == k or p.is_relative_to(k) for k in kept_roots)
+        if not p.resolve().is_relative_to(root) or protected:
+            report.kept_files += 1
+            report.kept_bytes += size
+            continue
+        if max_age_s is not None and now - mtime > max_age_s:
+            victims.append((size, p))
+        else:
+            rest.append((size, p))
+    total = sum(s for s, _ in rest) + report.kept_bytes
+    if max_bytes is not None:
+        while rest and total > max_bytes:
+            size, p = rest.pop(0)
+            victims.append((size, p))
+            total -= size
+    for size, p in victims:
+        if not dry_run:
+            try:
+                p.unlink()
+            except OSError as e:
+                log.warning("could not remove %s: %s", p, e)
+                continue
+        report.removed.append(p)
+        report.removed_bytes += size
+    report.kept_files += len(rest)
+    report.kept_bytes += sum(s for s, _ in rest)
+    if not dry_run:
+        _remove_empty_dirs(root, {p.parent for _, p in victims})
+    return report
+
+
+def _remove_empty_dirs(root: Path, dirs: set[Path]) -> None:
+    """Remove emptied folders below ``root`` (never ``root`` itself), deepest first."""
+    todo = set()
+    for d in dirs:
+        while d != root and d.is_relative_to(root):
+            todo.add(d)
+            d = d.parent
+    for d in sorted(todo, key=lambda x: len(x.parts), reverse=True):
+        if not d.is_symlink():
+            with contextlib.suppress(OSError):
+                d.rmdir()  # fails (kept) when not empty
 
 
 # ---------------------------------------------------------------------- job gate
@@ -294,6 +444,9 @@ class TTSService:
         self.upload_dir = Path(self.config.upload_dir or tempfile.mkdtemp(prefix="fedtts-uploads-"))
         self.upload_dir.mkdir(parents=True, exist_ok=True)
         self.started = time.time()
+        self._active_jobs: set[Path] = set()  # batch job folders being written: never pruned
+        if self.config.output_dir.is_dir():
+            self.enforce_output_cap()
 
     # ------------------------------------------------------------ folders
     @property
@@ -314,6 +467,23 @@ class TTSService:
         if not path.is_file() or path.is_symlink():
             raise ServiceError(f"no output file named {name!r}", 404, "not_found")
         return path
+
+    def enforce_output_cap(self, keep: tuple[Path, ...] = ()) -> PruneReport:
+        """Apply ``max_output_bytes``/``max_output_age_s`` to the files this service wrote."""
+        cfg = self.config
+        if cfg.max_output_bytes is None and cfg.max_output_age_s is None:
+            return PruneReport()
+        with self._lock:
+            keep = (*keep, *self._active_jobs)
+        report = prune_outputs(self.output_dir, cfg.max_output_bytes, cfg.max_output_age_s, keep=keep)
+        if report.removed:
+            log.info(
+                "output cap: removed %d old file(s), %.1f MB, from %s",
+                len(report.removed),
+                report.removed_bytes / MB,
+                self.output_dir,
+            )
+        return report
 
     def close(self) -> None:
         if self._own_upload_dir:
@@ -419,7 +589,7 @@ class TTSService:
         except VoiceError as e:
             raise ServiceError(str(e), 400, "unknown_voice", "voice") from e
 
-    def load_reference(self, path: Path, text: str | None = None):
+    def load_reference(self, path: Path, text: str | None = None, param: str = "reference_audio"):
         try:
             from fedtts.voice import ReferenceError, load_reference
         except ImportError as e:
@@ -427,7 +597,51 @@ class TTSService:
         try:
             return load_reference(path, text=text)
         except ReferenceError as e:
-            raise ServiceError(str(e), 400, "bad_reference", "reference_audio") from e
+            self.discard_upload(path)  # a rejected clip is not kept on the server
+            raise ServiceError(
+                self.reference_message(str(e), path, param), 400, "bad_reference", param
+            ) from e
+
+    def reference_message(self, message: str, path: Path, label: str) -> str:
+        """A reference error as the client should see it: its parameter, not the server's file."""
+        if "not a readable audio file" in message:
+            return f"{label}: not a readable audio file; use WAV, FLAC, MP3, OGG or M4A"
+        p = Path(path)
+        forms = {str(p), str(p.expanduser()), str(p.resolve()), p.name}
+        for form in sorted(forms, key=len, reverse=True):
+            message = message.replace(form, label)
+        return self.public_message(message)
+
+    def public_message(self, message: str) -> str:
+        """Strip server-side paths (uploads, outputs, data, temp and home folders) from a message."""
+        roots = {
+            str(self.upload_dir.resolve()): "<upload>",
+            str(self.upload_dir): "<upload>",
+            str(self.config.output_dir.resolve()): "<outputs>",
+            str(self.config.output_dir): "<outputs>",
+            str(Path(tempfile.gettempdir()).resolve()): "<tmp>",
+            str(Path.home()): "~",
+        }
+        with contextlib.suppress(ImportError):
+            from fedtts.engine.assets import data_dir
+
+            roots[str(data_dir())] = "<data>"
+        for root, tag in sorted(roots.items(), key=lambda kv: len(kv[0]), reverse=True):
+            if len(root) > 1:
+                message = message.replace(root, tag)
+        return _ABS_PATH.sub("<path>", message)
+
+    def discard_upload(self, path: Path | None) -> None:
+        """Delete an upload (a rejected clip) now rather than when it ages out of the 64 kept."""
+        if path is None:
+            return
+        p = Path(path)
+        with self._lock:
+            for uid, up in list(self._uploads.items()):
+                if up == p:
+                    del self._uploads[uid]
+        if p.parent.resolve() == self.upload_dir.resolve() and _UPLOAD_ID.match(p.stem):
+            p.unlink(missing_ok=True)
 
     def clone_voice(self, path: Path, text: str | None = None):
         """Reference clip → Voice, cached by the clip's sha256 (cloning the same clip twice is free)."""
@@ -442,7 +656,13 @@ class TTSService:
         try:
             voice = resolve_reference(ref)
         except VoiceError as e:
-            raise ServiceError(str(e), 400, "bad_reference", "reference_audio") from e
+            self.discard_upload(path)
+            raise ServiceError(
+                self.reference_message(str(e), path, "reference_audio"),
+                400,
+                "bad_reference",
+                "reference_audio",
+            ) from e
         with self._lock:
             self._ref_voices[key] = voice
             while len(self._ref_voices) > 32:
@@ -475,7 +695,7 @@ class TTSService:
 
         try:
             if req.emotion_reference is not None:  # a clip: move toward its measured prosody
-                eref = self.load_reference(req.emotion_reference, None)
+                eref = self.load_reference(req.emotion_reference, None, "emotion_reference")
                 warnings += [f"emotion reference: {w}" for w in eref.warnings]
                 voice = emotion_from_reference(voice, eref, float(req.emotion_strength))
             else:  # a voice: interpolate toward its prosody half
@@ -562,8 +782,9 @@ class TTSService:
         self.check_profile_name(name)
         if not store.exists(name):
             raise ServiceError(f"no saved voice '{name}'", 404, "not_found", "name")
-        out = self.output_path(f"voice-{name}", ".fedvoice")
-        return Path(store.export(name, out))
+        out = Path(store.export(name, self.output_path(f"voice-{name}", ".fedvoice")))
+        self.enforce_output_cap(keep=(out,))
+        return out
 
     # ------------------------------------------------------------ uploads
     def save_upload(self, data: bytes | None = None, src: Path | None = None, suffix: str = "") -> str:
@@ -694,6 +915,7 @@ class TTSService:
 
         path = self.output_path(stem, f".{fmt}")
         write_audio(path, audio, sr)
+        self.enforce_output_cap(keep=(path,))
         return path
 
     # ------------------------------------------------------------ batch
@@ -709,19 +931,26 @@ class TTSService:
         job = self.output_path("batch", "")
         inp = job / "input"
         inp.mkdir(parents=True)
-        budget = 20 * self.config.max_upload_bytes
-        for f in map(Path, files):
-            if f.suffix.lower() == ".zip":
-                _safe_extract(f, inp, budget)
-            else:
-                shutil.copyfile(f, inp / _plain_name(f.name))
-        tasks = sorted(p for p in inp.rglob("*.jsonl") if not p.name.startswith(("._", "text_compare")))
-        if len(tasks) != 1:
-            found = ", ".join(p.name for p in tasks) or "none"
-            raise ServiceError(
-                f"need exactly one .jsonl task file in the upload, found {found}", 400, "bad_batch"
-            )
-        return _relink_prompts(tasks[0], inp), job
+        with self._lock:
+            self._active_jobs.add(job)
+        try:
+            budget = 20 * self.config.max_upload_bytes
+            for f in map(Path, files):
+                if f.suffix.lower() == ".zip":
+                    _safe_extract(f, inp, budget)
+                else:
+                    shutil.copyfile(f, inp / _plain_name(f.name))
+            tasks = sorted(p for p in inp.rglob("*.jsonl") if not p.name.startswith(("._", "text_compare")))
+            if len(tasks) != 1:
+                found = ", ".join(p.name for p in tasks) or "none"
+                raise ServiceError(
+                    f"need exactly one .jsonl task file in the upload, found {found}", 400, "bad_batch"
+                )
+            return _relink_prompts(tasks[0], inp), job
+        except BaseException:
+            with self._lock:
+                self._active_jobs.discard(job)
+            raise
 
     def run_batch(self, tasks: Path, job: Path, voice: str | None, req: SpeechRequest):
         """Run :func:`fedtts.app.batch.run_batch` in one gate slot; returns (report, out folder)."""
@@ -742,6 +971,9 @@ class TTSService:
             return run_batch(cfg, synthesizer=self.synthesizer), cfg.out_dir
         finally:
             ticket.release()
+            with self._lock:
+                self._active_jobs.discard(job)
+            self.enforce_output_cap(keep=(job,))
 
     # ------------------------------------------------------------ text front end
     def analyze(self, text: str, use_dict: bool, dictionary=None) -> list[Any]:
@@ -795,6 +1027,8 @@ class TTSService:
             "files": len(files),
             "bytes": sum(p.stat().st_size for p in files),
             "path": str(self.output_dir),
+            "max_bytes": self.config.max_output_bytes,
+            "max_age_s": self.config.max_output_age_s,
         }
         ups = [p for p in self.upload_dir.glob("*") if p.is_file()]
         out["uploads"] = {"files": len(ups), "bytes": sum(p.stat().st_size for p in ups)}

@@ -547,6 +547,16 @@ def _mb(n: int) -> str:
     return f"{n / 1024 / 1024:.1f} MB"
 
 
+def _cap_text(o: dict) -> str:
+    """The output folder's limits as the System tab states them."""
+    parts = []
+    if o.get("max_bytes"):
+        parts.append(f"cap {_mb(o['max_bytes'])}, oldest removed first")
+    if o.get("max_age_s"):
+        parts.append(f"files kept {o['max_age_s'] / 86400:g} days")
+    return "; ".join(parts) or "no cap; `fedtts outputs clean` empties it"
+
+
 def _system_tab(svc: TTSService):
     with gr.Row():
         refresh = gr.Button("Refresh", elem_id="sys-refresh")
@@ -576,7 +586,8 @@ def _system_tab(svc: TTSService):
             f"- front-end cache: {fe_line}\n"
             f"- cloned voices kept in memory: {c['cloned_voices_in_memory']}\n"
             f"- uploads: {c['uploads']['files']} files, {_mb(c['uploads']['bytes'])}\n"
-            f"- outputs: {c['outputs']['files']} files, {_mb(c['outputs']['bytes'])} in `{c['outputs']['path']}`\n"
+            f"- outputs: {c['outputs']['files']} files, {_mb(c['outputs']['bytes'])} in `{c['outputs']['path']}` "
+            f"({_cap_text(c['outputs'])})\n"
             f"- jobs: {q['running']} running, {q['waiting']} waiting (limit {q['max_concurrent']} + queue "
             f"{q['queue_size']}); {q['completed']} done"
         )

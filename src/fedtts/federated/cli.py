@@ -17,9 +17,15 @@ def _registry(args: argparse.Namespace):
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
+    from fedtts.federated.versions import VersionError
+
     reg = _registry(args)
-    cur = reg.current()
-    rows = reg.list()
+    try:
+        cur = reg.current()
+        rows = reg.list()
+    except VersionError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     if not rows:
         print(f"no model versions in {reg.root}")
         return 0

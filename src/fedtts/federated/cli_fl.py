@@ -88,10 +88,25 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     registry = args.registry or str(out / "models")
+    if args.clients < 2:  # checked before any import: a usage error, not a failed run
+        print(
+            f"error: --clients must be at least 2 (one per training speaker), got {args.clients}",
+            file=sys.stderr,
+        )
+        return 2
     try:
         cfg = _cfg_from_args(args, registry=registry, out_dir=str(out))
+        from fedtts.federated.data import train_speakers
+
+        n_spk = len(train_speakers())
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    if args.clients > n_spk:
+        print(
+            f"error: --clients must be in [2, {n_spk}] (one client per training speaker), got {args.clients}",
+            file=sys.stderr,
+        )
         return 2
     t0 = time.perf_counter()
     res = simulate(cfg, args.clients, verbose=args.verbose)
@@ -278,7 +293,26 @@ def _cmd_deploy_local(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from fedtts.federated.report import RunLog, plot_rounds, summary_table
 
-    data = RunLog.load(Path(args.metrics))
+    path = Path(args.metrics)
+    try:
+        data = RunLog.load(path)
+        rows = data["rounds"]
+        if not isinstance(rows, list) or not all(isinstance(r, dict) and "round" in r for r in rows):
+            raise TypeError("'rounds' is not a list of rounds")
+    except (OSError, UnicodeDecodeError) as e:
+        print(f"error: {path}: cannot read it ({getattr(e, 'strerror', None) or e})", file=sys.stderr)
+        return 2
+    except (ValueError, TypeError, KeyError) as e:  # JSONDecodeError is a ValueError
+        print(
+            f"error: {path}: not a run's fl_metrics.json ({type(e).__name__}: {e}); "
+            "give the file `fedtts fl simulate` writes in its --out folder",
+            file=sys.stderr,
+        )
+        return 2
+    if not rows:
+        print(f"error: {path}: the run has no finished rounds yet", file=sys.stderr)
+        return 2
+    data["rounds"] = rows
     print(summary_table(data["rounds"]))
     if args.plot:
         print(plot_rounds(data["rounds"], Path(args.plot)))

@@ -50,9 +50,13 @@ class VersionRegistry:
     """Directory of v<N>.npz + index.json; `current` marks the installed version."""
 
     def __init__(self, root: Path) -> None:
+        # created on the first save only: listing/pulling from a missing registry must not make one
         self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
         self._index = self.root / "index.json"
+
+    def exists(self) -> bool:
+        """Whether the registry holds an index (a saved version at some point)."""
+        return self._index.is_file()
 
     def _load(self) -> dict:
         if not self._index.exists():
@@ -63,6 +67,7 @@ class VersionRegistry:
             raise VersionError(f"{self._index}: corrupt index ({e})") from e
 
     def _save(self, data: dict) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
         tmp = self._index.with_suffix(".tmp")
         tmp.write_text(json.dumps(data, indent=1))
         tmp.replace(self._index)  # atomic: a crash never leaves a half index
@@ -87,6 +92,7 @@ class VersionRegistry:
         data = self._load()
         blob = _pack(weights)
         num = 1 + max((v["version"] for v in data["versions"]), default=0)
+        self.root.mkdir(parents=True, exist_ok=True)
         (self.root / f"v{num}.npz").write_bytes(blob)
         mv = ModelVersion(
             num,
@@ -107,8 +113,16 @@ class VersionRegistry:
         data = self._load()
         num = data["current"] if version is None else version
         rows = [v for v in data["versions"] if v["version"] == num]
-        if num is None or not rows:
-            raise VersionError(f"{self.root}: no version {num!r}")
+        if not self.exists():
+            raise VersionError(
+                f"no model registry at {self.root}: give --registry DIR (e.g. outputs/fl_sim/models) "
+                "or run `fedtts fl simulate` first"
+            )
+        if num is None:
+            raise VersionError(f"{self.root}: no current model version (the registry is empty)")
+        if not rows:
+            have = ", ".join(f"v{v['version']}" for v in data["versions"]) or "none"
+            raise VersionError(f"{self.root}: no version {num} (versions: {have})")
         mv = ModelVersion(**rows[0])
         try:
             blob = (self.root / f"v{num}.npz").read_bytes()

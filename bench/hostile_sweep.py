@@ -1,0 +1,385 @@
+"""Hostile/odd inputs against the real CLI and HTTP API (issue 18): exit code, message, leftovers.
+
+Each CLI case runs ``python -m fedtts.app.cli …`` as a real subprocess in its own fresh folder; the
+HTTP cases go to one real ``fedtts serve`` on a free loopback port. Per input it records the exit
+code (or HTTP status), whether stderr (or the JSON error) names the problem, whether a traceback or a
+server path leaked, and which files were left in the case's folder. Prints a table and writes JSON.
+
+    python bench/hostile_sweep.py                      # everything (minutes of CPU: not in CI)
+    python bench/hostile_sweep.py --only fl,http --json bench/out/hostile_sweep.json
+    python bench/hostile_sweep.py --limit 3            # a quick smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("FEDTTS_SHARED", REPO.parent / "shared"))
+LONG_EN = " ".join(f"This is sentence number {i} of a long text." for i in range(40))
+
+
+@dataclass
+class Case:
+    """One hostile input: what to run, which exit codes are right, what the message must name."""
+
+    group: str
+    name: str
+    argv: list[str] = field(default_factory=list)
+    ok_codes: tuple[int, ...] = (2,)
+    needle: str = ""  # stderr must contain this (case-insensitive)
+    files: dict[str, str | bytes] = field(default_factory=dict)  # set-up files in the case folder
+    kind: str = "cli"  # cli | sigterm | http
+    body: object = None  # http: JSON body (or bytes)
+    must_not_exist: tuple[str, ...] = ()  # paths (relative) the command must not create
+
+
+@dataclass
+class Result:
+    group: str
+    name: str
+    code: int | None
+    expected: list[int]
+    names_problem: bool
+    traceback: bool
+    leak: bool
+    leftovers: list[str]
+    message: str
+    ok: bool = False
+
+
+def _clip() -> str | None:
+    man = SHARED / "data" / "dev" / "manifest.jsonl"
+    if not man.is_file():
+        return None
+    for line in man.read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        if row.get("role") == "prompt" and row.get("duration_s", 0) >= 4:
+            return str(SHARED / "data" / "dev" / row["path"])
+    return None
+
+
+def cases() -> list[Case]:
+    clip = _clip()
+    bad_dict = '{"grapheme": "银行", "phoneme": "zz9 qq"}\n'
+    star = '{"grapheme": "AI", "phoneme": "ˈeɪ ★"}\n'
+    c = [
+        Case(
+            "say",
+            "override-bad-pinyin",
+            ["say", "我要去[重庆](xyzq9 blah)", "--out", "o.wav"],
+            needle="xyzq9",
+        ),
+        Case("say", "override-unbalanced", ["say", "我要去[重庆](chóng", "--out", "o.wav"], (0, 2), "chóng"),
+        Case("say", "arabic-only", ["say", "مرحبا بالعالم", "--out", "o.wav"], needle="arabic"),
+        Case("say", "kana-only", ["say", "こんにちは", "--out", "o.wav"], needle="japanese"),
+        Case("say", "mixed-arabic", ["say", "你好 مرحبا hello", "--out", "o.wav"], (0,), "arabic"),
+        Case("say", "ansi-escape", ["say", "hello \x1b[31mred", "--out", "o.wav"], (0,), "escape"),
+        Case(
+            "say",
+            "dict-without-phoneme",
+            ["say", "银行", "--dict", "d.jsonl", "--out", "o.wav"],
+            (0, 2),
+            "--dict",
+            files={"d.jsonl": bad_dict},
+        ),
+        Case("say", "ssml", ["say", "<speak>hello</speak>", "--out", "o.wav"], (0,), "ssml"),
+        Case("say", "out-is-folder", ["say", "hello", "--out", "."], needle="folder"),
+        Case("say", "out-no-suffix", ["say", "hello", "--out", "speech"], needle="suffix"),
+        Case("say", "out-bad-suffix", ["say", "hello", "--out", "x.txt"], needle=".txt"),
+        Case("say", "empty", ["say", "   ", "--out", "o.wav"], needle="empty"),
+        Case(
+            "say",
+            "voice-path",
+            ["say", "hi", "--voice", "../../etc/passwd", "--out", "o.wav"],
+            needle="voice",
+        ),
+        Case(
+            "say",
+            "ref-not-audio",
+            ["say", "hi", "--ref", "/etc/passwd", "--out", "o.wav"],
+            needle="/etc/passwd",
+        ),
+        Case("say", "speed", ["say", "hi", "--speed", "9", "--out", "o.wav"], needle="speed"),
+        Case(
+            "say",
+            "stream-sigterm",
+            ["say", LONG_EN, "--stream", "--out", "long.wav"],
+            (143,),
+            "terminated",
+            kind="sigterm",
+        ),
+        Case("phonemize", "override-bad-pinyin", ["phonemize", "我要去[重庆](xyzq9 blah)"], needle="xyzq9"),
+        Case(
+            "phonemize",
+            "dict-bad-pinyin",
+            ["phonemize", "银行", "--phoneme", "--dict", "d.jsonl"],
+            needle="zz9",
+            files={"d.jsonl": bad_dict},
+        ),
+        Case(
+            "phonemize",
+            "dict-bad-ipa",
+            ["phonemize", "AI", "--phoneme", "--dict", "d.jsonl"],
+            needle="★",
+            files={"d.jsonl": star},
+        ),
+        Case("batch", "missing-tasks", ["batch", "none.jsonl", "--out-dir", "out"], needle="none.jsonl"),
+        Case(
+            "batch",
+            "out-dir-is-file",
+            ["batch", "t.jsonl", "--out-dir", "f"],
+            needle="f",
+            files={"t.jsonl": '{"input_text": "hi", "output_name": "a"}\n', "f": "x"},
+        ),
+        Case(
+            "batch",
+            "binary-jsonl",
+            ["batch", "t.jsonl", "--out-dir", "out"],
+            needle="t.jsonl",
+            files={"t.jsonl": b"\x00\xff\xfe\x80" * 64},
+        ),
+        Case(
+            "batch",
+            "newline-name",
+            ["batch", "t.jsonl", "--out-dir", "out"],
+            (1,),
+            "control",
+            files={"t.jsonl": json.dumps({"input_text": "hi", "output_name": "a\nb"}) + "\n"},
+        ),
+        Case("voice", "add-no-consent", ["voice", "add", "x", clip or "clip.wav"], needle="consent"),
+        Case("voice", "rm-missing", ["voice", "rm", "no_such_voice"], needle="no_such_voice"),
+        Case("voice", "import-not-a-voice", ["voice", "import", "/etc/passwd"], needle="/etc/passwd"),
+        Case(
+            "fl",
+            "simulate-0-clients",
+            ["fl", "simulate", "--clients", "0", "--out", "sim"],
+            needle="--clients",
+            must_not_exist=("sim",),
+        ),
+        Case("fl", "report-not-metrics", ["fl", "report", "/etc/passwd"], needle="/etc/passwd"),
+        Case(
+            "fl",
+            "pull-no-registry",
+            ["fl", "--registry", "reg", "pull", "v.npz"],
+            needle="registry",
+            must_not_exist=("reg", "v.npz"),
+        ),
+        Case(
+            "fl",
+            "rollback-no-registry",
+            ["fl", "--registry", "reg", "rollback", "3"],
+            needle="registry",
+            must_not_exist=("reg",),
+        ),
+        Case(
+            "outputs", "bad-duration", ["outputs", "clean", "--older-than", "a week"], needle="--older-than"
+        ),
+        Case("serve", "open-0.0.0.0", ["serve", "--host", "0.0.0.0", "--port", "1"], needle="--no-auth"),
+    ]
+    if clip:
+        c.append(
+            Case("voice", "add-with-ref", ["voice", "add", "sweep_ref", "--ref", clip, "--consent"], (0,))
+        )
+    garbage = base64.b64encode(b"RIFF\x00\x00garbage" * 40).decode()
+    for name, body, needle in [
+        ("malformed-json", b'{"input": "hi",', "malformed"),
+        ("array-body", [1, 2], "object"),
+        ("nan-number", b'{"input": "hi", "speed": NaN}', "speed"),
+        ("huge-number", {"input": "hi", "seed": 10**40}, "seed"),
+        ("wrong-type", {"input": 42}, "input"),
+        ("unknown-field", {"input": "hi", "colour": "red"}, "colour"),
+        ("voice-path", {"input": "hi", "voice": "../../etc/passwd"}, "voice"),
+        ("too-long", {"input": "x" * 100000}, "input"),
+        ("garbage-reference", {"input": "hi", "reference_audio": garbage}, "reference_audio"),
+        ("bidi-text", {"input": "\u202e\u0000", "response_format": "wav"}, "input"),
+    ]:
+        c.append(Case("http", name, kind="http", body=body, ok_codes=(400, 413, 422), needle=needle))
+    return c
+
+
+# ---------------------------------------------------------------------- runners
+
+
+def _env(data: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "FEDTTS_API_KEY"}
+    return {**env, "FEDTTS_DATA_DIR": str(data), "PYTHONUNBUFFERED": "1"}
+
+
+def _snapshot(d: Path) -> set[str]:
+    return {str(p.relative_to(d)) for p in d.rglob("*")}
+
+
+def run_cli(case: Case, work: Path, timeout: float) -> tuple[int | None, str]:
+    cmd = [sys.executable, "-m", "fedtts.app.cli", *case.argv]
+    env = _env(work.parent / "data")
+    if case.kind != "sigterm":
+        try:
+            r = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None, "timeout"
+        return r.returncode, r.stderr
+    proc = subprocess.Popen(
+        cmd, cwd=work, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
+    )
+    err = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if not line:
+            break
+        err.append(line)
+        if line.startswith("chunk 0:"):
+            proc.send_signal(signal.SIGTERM)
+            break
+    try:
+        err.append(proc.communicate(timeout=60)[1])
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    return proc.returncode, "".join(err)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(tmp: Path) -> tuple[subprocess.Popen, str]:
+    import httpx
+
+    port = _free_port()
+    cmd = [sys.executable, "-m", "fedtts.app.cli", "serve", "--port", str(port), "--no-warmup"]
+    cmd += ["--output-dir", str(tmp / "outputs"), "--max-chars", "600"]
+    proc = subprocess.Popen(cmd, env=_env(tmp / "data"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            if httpx.get(url + "/healthz", timeout=2).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            time.sleep(0.3)
+    proc.kill()
+    raise RuntimeError("fedtts serve did not start")
+
+
+def run_http(case: Case, url: str) -> tuple[int | None, str]:
+    import httpx
+
+    body = case.body
+    kw = (
+        {"content": body, "headers": {"content-type": "application/json"}}
+        if isinstance(body, bytes)
+        else {"json": body}
+    )
+    r = httpx.post(url + "/v1/audio/speech", timeout=120, **kw)
+    try:
+        return r.status_code, json.dumps(r.json(), ensure_ascii=False)
+    except ValueError:
+        return r.status_code, f"<{len(r.content)} bytes of {r.headers.get('content-type')}>"
+
+
+def judge(case: Case, code: int | None, err: str, leftovers: list[str]) -> Result:
+    leak = any(x in err for x in ("/tmp/", "fedtts-uploads", "soundfile:", "ffmpeg:")) and case.kind == "http"
+    names = case.needle.lower() in err.lower() if case.needle else True
+    res = Result(
+        case.group,
+        case.name,
+        code,
+        list(case.ok_codes),
+        names,
+        "Traceback" in err,
+        leak,
+        leftovers,
+        err.strip().splitlines()[-1][:200] if err.strip() else "",
+    )
+    res.ok = code in case.ok_codes and names and not res.traceback and not leak and not leftovers
+    return res
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument(
+        "--only", default="", help="comma-separated groups (say, phonemize, batch, voice, fl, http…)"
+    )
+    ap.add_argument("--limit", type=int, default=0, help="run only the first N cases")
+    ap.add_argument("--timeout", type=float, default=300.0, help="seconds per CLI case")
+    ap.add_argument("--json", default="bench/out/hostile_sweep.json", help="where to write the results")
+    args = ap.parse_args(argv)
+    todo = cases()
+    if args.only:
+        groups = set(args.only.split(","))
+        todo = [c for c in todo if c.group in groups]
+    if args.limit:
+        todo = todo[: args.limit]
+    results: list[Result] = []
+    with tempfile.TemporaryDirectory(prefix="fedtts-sweep-") as tmp:
+        root = Path(tmp)
+        server, url = (None, "")
+        try:
+            for i, case in enumerate(todo):
+                work = root / f"{i:03d}_{case.group}_{case.name}"
+                work.mkdir(parents=True)
+                for rel, content in case.files.items():
+                    p = work / rel
+                    p.write_bytes(content) if isinstance(content, bytes) else p.write_text(
+                        content, encoding="utf-8"
+                    )
+                before = _snapshot(work)
+                if case.kind == "http":
+                    if server is None:
+                        server, url = start_server(root / "server")
+                    code, err = run_http(case, url)
+                    left = (
+                        sorted(_snapshot(root / "server" / "outputs"))
+                        if (root / "server" / "outputs").exists()
+                        else []
+                    )
+                else:
+                    code, err = run_cli(case, work, args.timeout)
+                    new = sorted(_snapshot(work) - before)
+                    left = [n for n in new if Path(n).name.startswith(".") or (code != 0 and n)]
+                    left += [p for p in case.must_not_exist if (work / p).exists() and p not in left]
+                results.append(judge(case, code, err, left))
+                r = results[-1]
+                print(
+                    f"{'ok ' if r.ok else 'BAD'} {r.group:9} {r.name:22} code={r.code} {r.message[:90]}",
+                    flush=True,
+                )
+        finally:
+            if server is not None:
+                server.terminate()
+                server.wait(20)
+    print()
+    print(
+        f"{'group':9} {'input':22} {'code':>5} {'expected':>10} {'names':>5} {'tb':>3} {'leak':>4} leftovers"
+    )
+    for r in results:
+        exp = "/".join(map(str, r.expected))
+        print(
+            f"{r.group:9} {r.name:22} {r.code!s:>5} {exp:>10} {'yes' if r.names_problem else 'NO':>5} "
+            f"{'YES' if r.traceback else '-':>3} {'YES' if r.leak else '-':>4} {','.join(r.leftovers) or '-'}"
+        )
+    bad = [r for r in results if not r.ok]
+    print(f"\n{len(results) - len(bad)}/{len(results)} inputs handled as expected")
+    out = Path(args.json)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps([asdict(r) for r in results], ensure_ascii=False, indent=1), encoding="utf-8")
+    print(f"results: {out}")
+    return 0 if not bad else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
