@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--output_root", "--output-root", default=str(ROOT / "outputs"))
     args = p.parse_args(argv)
 
-    from fedtts.app.batch import BatchConfig, run_batch
+    from fedtts.app.batch import BatchConfig, BatchError, run_batch
     from fedtts.app.cli import CliError, make_synthesizer, options_from_args
 
     data = Path(args.data)
@@ -50,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     except CliError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.code
+    except BatchError as e:  # the task file itself is unusable: an input error, like `fedtts batch`
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     except (ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

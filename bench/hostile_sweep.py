@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -43,6 +44,10 @@ class Case:
     kind: str = "cli"  # cli | sigterm | http
     body: object = None  # http: JSON body (or bytes)
     must_not_exist: tuple[str, ...] = ()  # paths (relative) the command must not create
+    allowed: tuple[str, ...] = ()  # paths (relative, with what is under them) a failing run may write
+    stdout_not: tuple[str, ...] = ()  # a silent wrong result: stdout must not contain these
+    stdout_has: tuple[str, ...] = ()  # … and must contain these
+    check: Callable[[Path], str | None] | None = None  # case folder → what is wrong afterwards, or None
 
 
 @dataclass
@@ -56,6 +61,7 @@ class Result:
     leak: bool
     leftovers: list[str]
     message: str
+    wrong_output: str = ""  # stdout/after-check problem: a wrong result even when the exit code is right
     ok: bool = False
 
 
@@ -157,6 +163,8 @@ def cases() -> list[Case]:
             (1,),
             "control",
             files={"t.jsonl": json.dumps({"input_text": "hi", "output_name": "a\nb"}) + "\n"},
+            allowed=("out",),  # the report text_compare.jsonl
+            check=_check_rows(1),
         ),
         Case("voice", "add-no-consent", ["voice", "add", "x", clip or "clip.wav"], needle="consent"),
         Case("voice", "rm-missing", ["voice", "rm", "no_such_voice"], needle="no_such_voice"),
@@ -188,6 +196,7 @@ def cases() -> list[Case]:
         ),
         Case("serve", "open-0.0.0.0", ["serve", "--host", "0.0.0.0", "--port", "1"], needle="--no-auth"),
     ]
+    c += frontend_batch_cases()
     if clip:
         c.append(
             Case("voice", "add-with-ref", ["voice", "add", "sweep_ref", "--ref", clip, "--consent"], (0,))
@@ -209,6 +218,196 @@ def cases() -> list[Case]:
     return c
 
 
+def _wav(seconds: float = 0.5) -> bytes:
+    import io
+
+    import numpy as np
+    import soundfile as sf
+
+    buf = io.BytesIO()
+    sf.write(buf, np.zeros(int(24000 * seconds), dtype=np.float32), 24000, format="WAV", subtype="PCM_16")
+    return buf.getvalue()
+
+
+def _rows(work: Path, out: str = "out") -> list[dict]:
+    p = work / out / "text_compare.jsonl"
+    if not p.is_file():
+        return []
+    return [json.loads(x) for x in p.read_text(encoding="utf-8").splitlines() if x.strip()]
+
+
+def _check_resumed(work: Path) -> str | None:
+    from fedtts.app.batch import incomplete_audio
+
+    for n in ("a", "b"):
+        why = incomplete_audio(work / "out" / f"{n}.wav")
+        if why:
+            return f"out/{n}.wav still incomplete after resume: {why}"
+    statuses = [r.get("status") for r in _rows(work)]
+    return None if statuses == ["redone", "redone", "skipped"] else f"text_compare statuses {statuses}"
+
+
+def _check_rows(n: int) -> Callable[[Path], str | None]:
+    def check(work: Path) -> str | None:
+        rows = _rows(work)
+        lines = [r.get("line") for r in rows]
+        if lines != list(range(1, n + 1)):
+            return f"text_compare.jsonl has rows for lines {lines}, expected 1..{n}"
+        bad = [r["line"] for r in rows if r.get("status") in ("rejected", "failed") and not r.get("error")]
+        return f"rows without error: {bad}" if bad else None
+
+    return check
+
+
+def frontend_batch_cases() -> list[Case]:
+    """The issue's front-end, dictionary and batch inputs beyond the first sweep: each also checks the
+    output (stdout or files), so a wrong result with exit 0 is caught."""
+    task = lambda **kw: json.dumps(kw, ensure_ascii=False) + "\n"  # noqa: E731
+    good_dict = '{"grapheme": "银行", "phoneme": "yin2 xing2"}\n'
+    bad_dict = '{"grapheme": "银行", "phoneme": "zz9 qq"}\n'
+    full = _wav()
+    return [
+        Case(
+            "phonemize",
+            "override-unbalanced",
+            ["phonemize", "我要去[重庆](chóng"],
+            (0,),
+            "unbalanced",
+            stdout_not=("ˈ",),  # no English (letter-by-letter) reading
+        ),
+        Case("phonemize", "override-bad-ipa", ["phonemize", "[AI](ˈeɪ ★)"], needle="★"),
+        Case("phonemize", "override-bad-tone", ["phonemize", "[好](hao7)"], needle="tone 7"),
+        Case(
+            "phonemize",
+            "mixed-arabic",
+            ["phonemize", "你好 مرحبا hello"],
+            (0,),
+            "arabic",
+            stdout_not=("ɹəbɪk",),
+        ),
+        Case(
+            "phonemize",
+            "mixed-kana",
+            ["phonemize", "你好こんにちは", "--detail"],
+            (0,),
+            "japanese",
+            stdout_has=("ni2 hao3",),
+        ),
+        Case(
+            "phonemize",
+            "ansi-escape",
+            ["phonemize", "hello \x1b[31mred\x1b[0m"],
+            (0,),
+            "escape",
+            stdout_not=("θˈɜɹTi",),  # "thirty-one"
+        ),
+        Case(
+            "phonemize",
+            "ansi-escape-zh",
+            ["phonemize", "价格\x1b[1;32m是十元", "--detail"],
+            (0,),
+            "escape",
+            stdout_not=("san1 shi2 er4",),
+        ),
+        Case("phonemize", "ssml", ["phonemize", "<speak>hello <break time='1s'/></speak>"], (0,), "ssml"),
+        Case("phonemize", "symbol", ["phonemize", "hello ★ world"], (0,), "★"),
+        Case(
+            "phonemize", "arabic-only", ["phonemize", "مرحبا بالعالم"], needle="Mandarin Chinese and English"
+        ),
+        Case(
+            "phonemize",
+            "dict-without-phoneme",
+            ["phonemize", "银行", "--dict", "d.jsonl", "--detail"],
+            (0,),
+            "--dict",
+            files={"d.jsonl": good_dict},
+            stdout_has=("yin2 xing2",),
+        ),
+        Case(
+            "say",
+            "dict-bad-with-phoneme",
+            ["say", "银行", "--phoneme", "--dict", "d.jsonl", "--out", "o.wav"],
+            needle="zz9",
+            files={"d.jsonl": bad_dict},
+            must_not_exist=("o.wav",),
+        ),
+        Case("say", "mixed-kana", ["say", "你好こんにちは", "--out", "o.wav"], (0,), "japanese"),
+        Case(
+            "batch",
+            "dict-bad",
+            ["batch", "t.jsonl", "--out-dir", "out", "--dict", "d.jsonl"],
+            needle="d.jsonl:1",
+            files={"t.jsonl": task(input_text="银行", output_name="a"), "d.jsonl": bad_dict},
+            must_not_exist=("out",),
+        ),
+        Case(
+            "batch",
+            "bidi-name",
+            ["batch", "t.jsonl", "--out-dir", "out"],
+            (1,),
+            "U+202E",
+            files={"t.jsonl": task(input_text="hi", output_name="evil\u202egnp")},
+            allowed=("out",),
+            check=_check_rows(1),
+        ),
+        Case(
+            "batch",
+            "rows-for-rejected",
+            ["batch", "t.jsonl", "--out-dir", "out"],
+            (1,),
+            "t.jsonl:2",
+            files={
+                "t.jsonl": task(input_text="Hi.", output_name="ok")
+                + "{not json\n"
+                + task(input_text="Hi.", output_name="a\nb")
+                + task(input_text="", output_name="empty")
+            },
+            allowed=("out",),
+            check=_check_rows(4),
+        ),
+        Case(
+            "batch",
+            "resume-truncated",
+            ["batch", "t.jsonl", "--out-dir", "out"],
+            (0,),
+            "incomplete",
+            files={
+                "t.jsonl": task(input_text="Hi.", output_name="a")
+                + task(input_text="你好。", output_name="b")
+                + task(input_text="Fine.", output_name="c"),
+                "out/a.wav": b"",
+                "out/b.wav": full[: len(full) // 3],
+                "out/c.wav": full,
+            },
+            check=_check_resumed,
+        ),
+        Case(
+            "batch",
+            "tasks-is-folder",
+            ["batch", "d", "--out-dir", "out"],
+            needle="folder",
+            files={"d/x": "x"},
+            must_not_exist=("out",),
+        ),
+        Case(
+            "batch",
+            "latin1-jsonl",
+            ["batch", "t.jsonl", "--out-dir", "out"],
+            needle="UTF-8",
+            files={"t.jsonl": '{"input_text": "café", "output_name": "a"}\n'.encode("latin-1")},
+            must_not_exist=("out",),
+        ),
+        Case(
+            "batch",
+            "empty-jsonl",
+            ["batch", "t.jsonl", "--out-dir", "out"],
+            needle="no task lines",
+            files={"t.jsonl": "\n\n"},
+            must_not_exist=("out",),
+        ),
+    ]
+
+
 # ---------------------------------------------------------------------- runners
 
 
@@ -221,15 +420,16 @@ def _snapshot(d: Path) -> set[str]:
     return {str(p.relative_to(d)) for p in d.rglob("*")}
 
 
-def run_cli(case: Case, work: Path, timeout: float) -> tuple[int | None, str]:
+def run_cli(case: Case, work: Path, timeout: float) -> tuple[int | None, str, str]:
+    """(exit code, stderr, stdout)."""
     cmd = [sys.executable, "-m", "fedtts.app.cli", *case.argv]
     env = _env(work.parent / "data")
     if case.kind != "sigterm":
         try:
             r = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired:
-            return None, "timeout"
-        return r.returncode, r.stderr
+            return None, "timeout", ""
+        return r.returncode, r.stderr, r.stdout
     proc = subprocess.Popen(
         cmd, cwd=work, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
     )
@@ -248,7 +448,7 @@ def run_cli(case: Case, work: Path, timeout: float) -> tuple[int | None, str]:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
-    return proc.returncode, "".join(err)
+    return proc.returncode, "".join(err), ""
 
 
 def _free_port() -> int:
@@ -291,7 +491,18 @@ def run_http(case: Case, url: str) -> tuple[int | None, str]:
         return r.status_code, f"<{len(r.content)} bytes of {r.headers.get('content-type')}>"
 
 
-def judge(case: Case, code: int | None, err: str, leftovers: list[str]) -> Result:
+def wrong_output(case: Case, out: str, work: Path | None) -> str:
+    """What is wrong with the command's stdout or files (a silent wrong result), or ''."""
+    problems = [f"stdout has {x!r}" for x in case.stdout_not if x in out]
+    problems += [f"stdout lacks {x!r}" for x in case.stdout_has if x not in out]
+    if case.check is not None and work is not None:
+        problem = case.check(work)
+        if problem:
+            problems.append(problem)
+    return "; ".join(problems)
+
+
+def judge(case: Case, code: int | None, err: str, leftovers: list[str], wrong: str = "") -> Result:
     leak = any(x in err for x in ("/tmp/", "fedtts-uploads", "soundfile:", "ffmpeg:")) and case.kind == "http"
     names = case.needle.lower() in err.lower() if case.needle else True
     res = Result(
@@ -304,8 +515,11 @@ def judge(case: Case, code: int | None, err: str, leftovers: list[str]) -> Resul
         leak,
         leftovers,
         err.strip().splitlines()[-1][:200] if err.strip() else "",
+        wrong,
     )
-    res.ok = code in case.ok_codes and names and not res.traceback and not leak and not leftovers
+    res.ok = (
+        code in case.ok_codes and names and not res.traceback and not leak and not leftovers and not wrong
+    )
     return res
 
 
@@ -334,6 +548,7 @@ def main(argv: list[str] | None = None) -> int:
                 work.mkdir(parents=True)
                 for rel, content in case.files.items():
                     p = work / rel
+                    p.parent.mkdir(parents=True, exist_ok=True)
                     p.write_bytes(content) if isinstance(content, bytes) else p.write_text(
                         content, encoding="utf-8"
                     )
@@ -342,17 +557,24 @@ def main(argv: list[str] | None = None) -> int:
                     if server is None:
                         server, url = start_server(root / "server")
                     code, err = run_http(case, url)
+                    wrong = ""
                     left = (
                         sorted(_snapshot(root / "server" / "outputs"))
                         if (root / "server" / "outputs").exists()
                         else []
                     )
                 else:
-                    code, err = run_cli(case, work, args.timeout)
+                    code, err, out = run_cli(case, work, args.timeout)
                     new = sorted(_snapshot(work) - before)
-                    left = [n for n in new if Path(n).name.startswith(".") or (code != 0 and n)]
+                    allowed = [n for n in new if any(n == a or n.startswith(a + "/") for a in case.allowed)]
+                    left = [
+                        n
+                        for n in new
+                        if Path(n).name.startswith(".") or (code != 0 and n and n not in allowed)
+                    ]
                     left += [p for p in case.must_not_exist if (work / p).exists() and p not in left]
-                results.append(judge(case, code, err, left))
+                    wrong = wrong_output(case, out, work)
+                results.append(judge(case, code, err, left, wrong))
                 r = results[-1]
                 print(
                     f"{'ok ' if r.ok else 'BAD'} {r.group:9} {r.name:22} code={r.code} {r.message[:90]}",
@@ -373,7 +595,18 @@ def main(argv: list[str] | None = None) -> int:
             f"{'YES' if r.traceback else '-':>3} {'YES' if r.leak else '-':>4} {','.join(r.leftovers) or '-'}"
         )
     bad = [r for r in results if not r.ok]
-    print(f"\n{len(results) - len(bad)}/{len(results)} inputs handled as expected")
+    for r in bad:
+        if r.wrong_output:
+            print(f"  {r.group} {r.name}: {r.wrong_output}")
+    silent = [r for r in results if r.code == 0 and (r.wrong_output or not r.names_problem)]
+    print(
+        f"\n{len(results) - len(bad)}/{len(results)} inputs handled as expected; "
+        f"silent wrong results (exit 0, wrong output or no warning): {len(silent)}; "
+        f"leftovers: {sum(bool(r.leftovers) for r in results)}; "
+        f"wrong exit code: {sum(r.code not in r.expected for r in results)}; "
+        f"message not naming the problem: {sum(not r.names_problem for r in results)}; "
+        f"tracebacks: {sum(r.traceback for r in results)}"
+    )
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps([asdict(r) for r in results], ensure_ascii=False, indent=1), encoding="utf-8")

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -111,10 +114,10 @@ def test_batch_bad_lines_exit_nonzero(capsys, tmp_path):
     assert f"{tasks}:1:" in err and "malformed JSON" in err
     assert f"{tasks}:2: field 'output_name'" in err
     assert "Traceback" not in err
-    rows = (tmp_path / "out" / "text_compare.jsonl").read_text().splitlines()
-    assert rows == []
+    rows = [json.loads(x) for x in (tmp_path / "out" / "text_compare.jsonl").read_text().splitlines()]
+    assert [(r["line"], r["status"]) for r in rows] == [(1, "rejected"), (2, "rejected")]  # issue 18 (7)
     code, _, err = run(capsys, "batch", str(tmp_path / "none.jsonl"), "--out-dir", str(tmp_path / "o2"))
-    assert code == 1
+    assert code == 2  # a missing task file is an input error (issue 18, 9)
     assert_clean_error(err, "none.jsonl")
 
 
@@ -184,3 +187,124 @@ def test_glmtts_inference_layout(tmp_path, repo_root, shim_synth, monkeypatch, c
     assert sorted(p.stem for p in out.glob("*.wav")) == sorted(uttids)
     rows = [json.loads(x) for x in (out / "text_compare.jsonl").read_text(encoding="utf-8").splitlines()]
     assert [r["uttid"] for r in rows] == uttids and all(r["phonemes"] for r in rows)
+
+
+# ---------------------------------------------------------------------- issue 18 (hostile inputs)
+
+LONG_EN = " ".join(f"This is sentence number {i} of a rather long text to speak." for i in range(40))
+
+
+@pytest.mark.slow
+def test_say_stream_sigterm_removes_the_part_file(tmp_path):
+    """SIGTERM mid-stream unwinds like Ctrl-C: exit 143 and no hidden .NAME.XXXX.part left behind."""
+    out = tmp_path / "long.wav"
+    cmd = [sys.executable, "-m", "fedtts.app.cli", "say", LONG_EN, "--stream", "--out", str(out)]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 180
+        seen = []
+        while time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            if not line:
+                break
+            seen.append(line)
+            if line.startswith("chunk 0:"):
+                break
+        assert any(x.startswith("chunk 0:") for x in seen), "".join(seen)
+        parts = [p.name for p in tmp_path.iterdir()]
+        assert len(parts) == 1 and parts[0].startswith(".long.wav.") and parts[0].endswith(".part"), parts
+        proc.send_signal(signal.SIGTERM)
+        rest = proc.communicate(timeout=60)[1]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    assert proc.returncode == 143, rest
+    assert "terminated" in rest and "Traceback" not in rest
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_out_that_is_a_folder_says_so(capsys, tmp_path):
+    code, _, err = run(capsys, "say", "hello", "--out", str(tmp_path))
+    assert code == 2
+    assert_clean_error(err, str(tmp_path), "is a folder", "speech.wav")
+    assert "suffix '.'" not in err
+    code, _, err = run(capsys, "say", "hello", "--out", str(tmp_path / "noext"))
+    assert code == 2
+    assert_clean_error(err, "noext", "no file suffix", ".wav")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_long_say_shows_progress_and_quiet_silences_it(capsys, tmp_path, shim_synth):
+    text = " ".join(f"Sentence {i} of a text long enough for a bar." for i in range(6))
+    assert len(text) >= cli.PROGRESS_MIN_CHARS
+    code, _, err = run(capsys, "say", text, "--out", str(tmp_path / "a.wav"))
+    assert code == 0, err
+    assert "say:" in err and "100%|" in err and "char" in err and "<" in err  # tqdm: bar, rate, ETA
+    code, _, err = run(capsys, "say", text, "--out", str(tmp_path / "b.wav"), "--quiet")
+    assert code == 0
+    assert "%|" not in err and "wrote" not in err
+    assert sf.info(str(tmp_path / "b.wav")).duration > 5
+    code, _, err = run(capsys, "say", "Short.", "--out", str(tmp_path / "c.wav"))
+    assert code == 0 and "%|" not in err and "wrote" in err  # short texts: no bar
+
+
+@pytest.mark.slow
+def test_voice_add_accepts_ref_like_say(capsys, tmp_path, dev_manifest):
+    clip = next(r for r in dev_manifest if r["role"] == "prompt" and r["duration_s"] >= 4)["abspath"]
+    code, out, err = run(capsys, "voice", "add", "refform", "--ref", clip, "--consent")
+    assert code == 0, err
+    assert "saved voice 'refform'" in out
+    code, _, err = run(capsys, "voice", "add", "refform2", clip, "--ref", str(tmp_path / "other.wav"))
+    assert code == 2
+    assert_clean_error(err, "either CLIP")
+    code, _, err = run(capsys, "voice", "add", "refform3", "--consent")
+    assert code == 2
+    assert_clean_error(err, "--ref CLIP")
+    assert run(capsys, "voice", "rm", "refform")[0] == 0
+
+
+def test_fl_simulate_zero_clients_is_a_usage_error(capsys, tmp_path):
+    out = tmp_path / "sim"
+    code, _, err = run(capsys, "fl", "simulate", "--clients", "0", "--out", str(out))
+    assert code == 2
+    assert_clean_error(err, "--clients", "got 0")
+    assert "unexpected" not in err and not out.exists()
+    code, _, err = run(capsys, "fl", "simulate", "--clients", "100000", "--out", str(out))
+    assert code == 2
+    assert_clean_error(err, "--clients must be in [2,")
+
+
+def test_fl_report_of_a_wrong_file_names_it(capsys, tmp_path):
+    code, _, err = run(capsys, "fl", "report", "/etc/passwd")
+    assert code == 2
+    assert_clean_error(err, "/etc/passwd", "fl_metrics.json")
+    assert "unexpected" not in err
+    for name, content in [("list.json", "[1, 2]"), ("norounds.json", '{"rounds": [3]}')]:
+        (tmp_path / name).write_text(content)
+        code, _, err = run(capsys, "fl", "report", str(tmp_path / name))
+        assert code == 2
+        assert_clean_error(err, name)
+    code, _, err = run(capsys, "fl", "report", str(tmp_path / "missing.json"))
+    assert code == 2
+    assert_clean_error(err, "missing.json")
+
+
+def test_fl_pull_without_registry_is_clear_and_creates_nothing(capsys, tmp_path):
+    reg = tmp_path / "no_registry"
+    code, _, err = run(capsys, "fl", "--registry", str(reg), "pull", str(tmp_path / "v.npz"))
+    assert code == 2
+    assert_clean_error(err, "no model registry", str(reg), "--registry")
+    assert "None" not in err
+    assert not reg.exists() and not (tmp_path / "v.npz").exists()
+    code, out, err = run(capsys, "fl", "--registry", str(reg), "models")
+    assert code == 0 and "no model versions" in out and not reg.exists()
+    from fedtts.engine.assets import data_dir
+
+    default = data_dir() / "federated" / "models"
+    existed = default.exists()
+    code, _, err = run(capsys, "fl", "pull", str(tmp_path / "v.npz"))
+    assert code == 2 and "no model registry" in err
+    assert default.exists() == existed

@@ -264,8 +264,122 @@ def test_cache_hit_miss_clear(tmp_path):
     f = next(tmp_path.glob("*.json"))
     f.write_text("{garbage", encoding="utf-8")
     assert fe.analyze("今天天气很好。") == a
-    assert json.loads(f.read_text(encoding="utf-8"))[0]["readable"]
+    assert json.loads(f.read_text(encoding="utf-8"))["segments"][0]["readable"]
     fe.analyze("another sentence")
     assert cache_info(tmp_path)["entries"] == 2
     assert cache_clear(tmp_path) == 2
     assert cache_info(tmp_path)["entries"] == 0
+
+
+# ------------------------------------------- issue 18: validation and what is dropped
+def _notes(fe, text):
+    notes: list = []
+    segs = fe.analyze(text, notes=notes)
+    return " ".join(s.phonemes for s in segs), notes
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("我要去[重庆](xyzq9 blah)", "'xyzq9' is not a pinyin syllable"),
+        ("我要去[重庆](chong2 qq4)", "'qq4' is not a pinyin syllable"),
+        ("[好](hao7)", "tone 7"),
+        ("[AI](ˈeɪ ★)", "'★'"),
+        ("[GitHub](ɡˈɪt9hʌb)", "'9'"),
+    ],
+)
+def test_invalid_override_rejected_with_position(fe, text, needle):
+    with pytest.raises(TextError, match="pronunciation override") as e:
+        fe.analyze(text)
+    assert needle in str(e.value)
+    assert f"at character {text.index('[') + 1}" in str(e.value)
+
+
+def test_valid_overrides_still_read(fe):
+    assert fe.analyze("[重庆](chong2 qing4)的银行")[0].readable.startswith("chong2 qing4")
+    assert fe.analyze("[绿](lü4)")[0].readable == "lv4"
+    assert fe.analyze("[玩儿](wanr2)")[0].readable == "wanr2"
+    assert fe.phonemize("[AI](/ˈeɪ ˈaɪ/)") == "ˈA ˈI"
+    # a comma inside an override does not split it into two clauses
+    assert fe.analyze("去[重庆](chóng, qìng)吧")[0].readable.startswith("qu4 chong2 qing4")
+
+
+@pytest.mark.parametrize(
+    ("line", "needle"),
+    [
+        ('{"grapheme": "银行", "phoneme": "zz9 qq"}', "'zz9' is not a pinyin syllable"),
+        ('{"grapheme": "AI", "phoneme": "ˈeɪ ★"}', "'★'"),
+        ('{"grapheme": "好", "phoneme": "hao9"}', "tone 9"),
+        ('{"弦": "<|X|><|IAN9|>"}', "field '弦'"),
+    ],
+)
+def test_dictionary_entries_validated(tmp_path, line, needle):
+    p = _write(tmp_path, ['{"grapheme": "好", "phoneme": "hao3"}', line])
+    with pytest.raises(DictionaryError, match=r":2: ") as e:
+        PronunciationDict.load(p)
+    assert needle in str(e.value) and str(p) in str(e.value)
+    with pytest.raises(DictionaryError):
+        PronunciationDict().add("银行", "zz9 qq")
+
+
+def test_unbalanced_override_read_as_plain_text(fe):
+    ph, notes = _notes(fe, "我要去[重庆](chóng")
+    assert ph == fe.phonemize("我要去重庆")  # not "C H Ó N G" letter by letter
+    assert [n.kind for n in notes] == ["override"]
+    assert "(chóng" in notes[0].message and "plain text" in notes[0].message
+
+
+def test_unsupported_script_in_mixed_text_is_reported(fe, caplog):
+    ph, notes = _notes(fe, "你好 مرحبا hello")
+    assert ph == fe.phonemize("你好 hello")  # espeak used to spell "arabic letter meem …"
+    (note,) = notes
+    assert note.kind == "script" and "Arabic" in note.message and note.dropped == ("مرحبا",)
+    assert "Arabic" in caplog.text  # also logged: the CLI shows it on stderr
+    _, notes = _notes(fe, "你好こんにちは")
+    assert "Japanese" in notes[0].message and "こんにちは" in notes[0].dropped
+
+
+def test_ansi_escapes_stripped_and_reported(fe):
+    ph, notes = _notes(fe, "hello \x1b[31mred\x1b[0m 你好")
+    assert ph == fe.phonemize("hello red 你好")
+    assert [n.kind for n in notes] == ["escape"] and "\x1b[31m" in notes[0].dropped
+    assert "san" not in fe.analyze("价格\x1b[1;32m是")[0].readable  # not 三十二
+
+
+def test_ssml_markup_stripped_with_warning(fe):
+    ph, notes = _notes(fe, "<speak>hello <break time='1s'/> world</speak>")
+    assert ph == fe.phonemize("hello world")
+    assert notes[0].kind == "ssml" and "not supported" in notes[0].message and "<speak>" in notes[0].message
+
+
+def test_symbols_reported_and_accents_folded(fe):
+    ph, notes = _notes(fe, "hello ★ world")
+    assert notes[0].dropped == ("★",)
+    ph, notes = _notes(fe, "café")
+    assert not notes and "kjˈut" not in ph  # not "caf e-acute"
+
+
+@pytest.mark.parametrize(("text", "script"), [("مرحبا بالعالم", "Arabic"), ("こんにちは", "Japanese")])
+def test_unsupported_only_names_script_and_languages(fe, text, script):
+    with pytest.raises(TextError) as e:
+        fe.analyze(text)
+    assert script in str(e.value) and "Mandarin Chinese and English" in str(e.value)
+
+
+def test_cache_keeps_notes(tmp_path):
+    fe = Frontend(FrontendConfig(use_cache=True, cache_dir=tmp_path))
+    first, second = [], []
+    fe.analyze("你好 مرحبا", notes=first)
+    fe.analyze("你好 مرحبا", notes=second)
+    assert first == second and first[0].kind == "script"
+
+
+def test_dictionary_line_numbers_count_newlines_only(tmp_path):
+    """Found by the fuzzer: U+0085 inside a line made str.splitlines() shift every later line number."""
+    p = tmp_path / "d.jsonl"
+    p.write_text(
+        '{"grapheme": "好\x85", "phoneme": "hao3"}\n{"grapheme": "银行", "phoneme": "zz9"}\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(DictionaryError, match=r"d\.jsonl:2: "):
+        PronunciationDict.load(p)

@@ -150,3 +150,8 @@ def test_outputs_clean_cli(tmp_path):
     assert r.returncode == 0 and not user.exists() and root.is_dir()
     r = _cli("outputs", "clean", "--dir", str(user), cwd=tmp_path)
     assert r.returncode == 0  # a missing folder: nothing to clean
+
+
+def test_outputs_clean_bad_age_refused_even_without_a_folder(tmp_path):
+    r = _cli("outputs", "clean", "--older-than", "a week", "--dir", str(tmp_path / "none"), cwd=tmp_path)
+    assert r.returncode == 2 and "--older-than" in r.stderr and "Traceback" not in r.stderr

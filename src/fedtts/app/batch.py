@@ -4,7 +4,9 @@ Two line schemas are accepted:
   GLM-TTS: ``{"uttid", "prompt_text", "prompt_speech", "syn_text"}``
   simple:  ``{"prompt_audio", "input_text", "output_name"}``
 Clip paths are relative to the JSONL's folder. Outputs: ``OUT/<name>.wav`` and ``OUT/text_compare.jsonl``
-(normalised text and phonemes per item), optionally ``OUT.zip``.
+(one row per task line: status done/skipped/redone/failed/rejected, normalised text and phonemes or the
+error), optionally ``OUT.zip``. A task file or option that cannot be used at all raises BatchError
+(the CLI's exit 2); a bad line is reported and the rest goes on (exit 1 at the end).
 """
 
 from __future__ import annotations
@@ -13,18 +15,36 @@ import json
 import os
 import sys
 import time
+import unicodedata
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import soundfile as sf
+
 from fedtts.pipeline.audio_io import atomic_path, write_audio
 from fedtts.pipeline.synth import SynthesisOptions, Synthesizer
 
-__all__ = ["BatchConfig", "BatchItem", "BatchReport", "ItemError", "parse_tasks", "run_batch", "safe_name"]
+__all__ = [
+    "BatchConfig",
+    "BatchError",
+    "BatchItem",
+    "BatchReport",
+    "ItemError",
+    "incomplete_audio",
+    "parse_tasks",
+    "run_batch",
+    "safe_name",
+]
 
 DEFAULT_VOICE = "jf_alpha"
 TEXT_COMPARE = "text_compare.jsonl"
+_WRITTEN = ("done", "redone", "skipped")  # statuses whose row has an audio file
+
+
+class BatchError(ValueError):
+    """The task file or an option cannot be used at all (missing, a folder, binary, no tasks)."""
 
 
 class ItemError(ValueError):
@@ -33,6 +53,7 @@ class ItemError(ValueError):
     def __init__(self, field_name: str | None, message: str):
         super().__init__(f"field '{field_name}': {message}" if field_name else message)
         self.field = field_name
+        self.raw: str | None = None  # the task line (start), for the text_compare row of a rejected line
 
 
 @dataclass
@@ -47,10 +68,12 @@ class BatchConfig:
 
     def validate(self) -> BatchConfig:
         self.tasks, self.out_dir = Path(self.tasks), Path(self.out_dir)
+        if self.tasks.is_dir():
+            raise BatchError(f"task file {self.tasks} is a folder, not a JSONL file")
         if not self.tasks.is_file():
-            raise FileNotFoundError(f"task file not found: {self.tasks}")
+            raise BatchError(f"task file not found: {self.tasks}")
         if self.out_dir.exists() and not self.out_dir.is_dir():
-            raise NotADirectoryError(f"--out-dir {self.out_dir} exists and is not a folder")
+            raise BatchError(f"--out-dir {self.out_dir} exists and is not a folder")
         self.options.validate()
         return self
 
@@ -71,6 +94,7 @@ class BatchReport:
     total: int = 0
     done: int = 0
     skipped: int = 0
+    redone: int = 0  # existing outputs found incomplete and made again (counted in done too)
     failed: list[tuple[int, str]] = field(default_factory=list)  # (line, message)
     audio_s: float = 0.0
     compute_s: float = 0.0
@@ -82,9 +106,20 @@ class BatchReport:
 
 
 def safe_name(name: Any, field_name: str) -> str:
-    """An output name that stays inside the output folder (no folders, '..', absolute paths)."""
+    """An output name that stays inside the output folder (no folders, '..', absolute paths) and is
+    printable (a newline or a bidi override in a file name breaks listings and scripts)."""
     if not isinstance(name, str) or not name.strip():
         raise ItemError(field_name, "must be a non-empty string")
+    ctrl = next(
+        (c for c in name if unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp")), None
+    )
+    if ctrl is not None:
+        kind = (
+            "control" if unicodedata.category(ctrl) in ("Cc", "Cf", "Zl", "Zp") else "unassigned/private-use"
+        )
+        raise ItemError(
+            field_name, f"{name!r} contains the {kind} character U+{ord(ctrl):04X}: names must be printable"
+        )
     name = name.strip()
     if name.lower().endswith(".wav"):
         name = name[:-4]
@@ -94,11 +129,12 @@ def safe_name(name: Any, field_name: str) -> str:
         or "\\" in name
         or name.startswith(".")
         or "\x00" in name
-        or len(name) > 200
         or not name
     )
     if bad:
         raise ItemError(field_name, f"{name!r} is not a plain file name (no folders, '..' or absolute paths)")
+    if len(name) > 200 or len(name.encode("utf-8")) > 240:  # file systems allow 255 bytes with '.wav'
+        raise ItemError(field_name, f"{name[:40]!r}… is too long for a file name (200 characters, 240 bytes)")
     return name
 
 
@@ -140,9 +176,20 @@ def parse_tasks(path: Path) -> list[BatchItem | tuple[int, ItemError]]:
     """Every non-blank line as an item, or (line number, error) for the bad ones."""
     out: list[BatchItem | tuple[int, ItemError]] = []
     try:
-        lines = Path(path).read_text(encoding="utf-8-sig").splitlines()
+        data = Path(path).read_bytes()
+    except OSError as e:
+        raise BatchError(f"task file {path} cannot be read: {e.strerror or e}") from e
+    if b"\x00" in data:
+        raise BatchError(f"{path}: binary data (NUL byte at offset {data.index(0)}), not a JSONL task file")
+    try:
+        # split at newlines only: str.splitlines would also cut at U+2028 or \x1c inside a JSON string
+        lines = [x.rstrip("\r") for x in data.decode("utf-8-sig").split("\n")]
     except UnicodeDecodeError as e:
-        raise ValueError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from e
+        raise BatchError(
+            f"{path}: not UTF-8 text ({e.reason} at byte {e.start}), not a JSONL task file"
+        ) from e
+    if not any(x.strip() for x in lines):
+        raise BatchError(f"{path}: no task lines (the file is empty)")
     seen: dict[str, int] = {}
     for i, raw in enumerate(lines, start=1):
         if not raw.strip():
@@ -154,8 +201,49 @@ def parse_tasks(path: Path) -> list[BatchItem | tuple[int, ItemError]]:
             seen[item.name] = i
             out.append(item)
         except ItemError as e:
+            e.raw = raw if len(raw) <= 300 else raw[:300] + "…"
             out.append((i, e))
     return out
+
+
+def incomplete_audio(path: Path) -> str | None:
+    """Why an existing output is not a finished audio file (None when it is): empty, not WAV,
+    truncated (the RIFF header promises more bytes than the file has), no samples, undecodable."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except OSError as e:
+        return f"it cannot be read ({e.strerror or e})"
+    if size == 0:
+        return "it is empty (0 bytes)"
+    if path.suffix.lower() == ".wav":
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return "it is not a WAV file"
+        riff = int.from_bytes(head[4:8], "little")
+        if riff not in (0, 0xFFFFFFFF) and riff + 8 > size:
+            return f"it is truncated ({size} of {riff + 8} bytes)"
+        pos, data_end = 12, None
+        with open(path, "rb") as f:
+            while pos + 8 <= size:
+                f.seek(pos)
+                chunk = f.read(8)
+                n = int.from_bytes(chunk[4:8], "little")
+                if chunk[:4] == b"data":
+                    data_end = pos + 8 + n
+                    break
+                pos += 8 + n + (n & 1)
+        if data_end is None:
+            return "it has no audio data chunk"
+        if data_end > size and n not in (0, 0xFFFFFFFF):
+            return f"it is truncated ({size} of {data_end} bytes)"
+    try:
+        info = sf.info(str(path))
+    except (RuntimeError, sf.LibsndfileError) as e:
+        return f"it cannot be decoded ({e})"
+    if info.frames <= 0:
+        return "it has no samples"
+    return None
 
 
 def _say(msg: str) -> None:
@@ -208,7 +296,11 @@ def run_batch(cfg: BatchConfig, synthesizer: Synthesizer | None = None) -> Batch
     try:
         for entry in bar:
             if isinstance(entry, tuple):
-                fail(*entry)
+                line, err = entry
+                fail(line, err)
+                entries.append({"line": line, "uttid": None, "status": "rejected", "error": str(err)})
+                if err.raw is not None:
+                    entries[-1]["task"] = err.raw
                 continue
             item = entry
             wav = cfg.out_dir / f"{item.name}.wav"
@@ -220,7 +312,10 @@ def run_batch(cfg: BatchConfig, synthesizer: Synthesizer | None = None) -> Batch
                 "wav": wav.name,
             }
             try:
-                if wav.exists() and not cfg.overwrite:
+                broken = incomplete_audio(wav) if wav.exists() and not cfg.overwrite else None
+                if broken:
+                    _say(f"{cfg.tasks}:{item.line}: existing {wav} is incomplete ({broken}): making it again")
+                if wav.exists() and not cfg.overwrite and not broken:
                     segs = synth.analyze(item.text, opts)
                     row.update(_text_fields(segs), status="skipped")
                     report.skipped += 1
@@ -231,9 +326,12 @@ def run_batch(cfg: BatchConfig, synthesizer: Synthesizer | None = None) -> Batch
                     write_audio(wav, res.audio, res.sample_rate)
                     report.compute_s += time.perf_counter() - t0
                     report.audio_s += res.duration_s
-                    row.update(_text_fields(res.segments), status="done", voice=voice.name)
-                    row["duration_s"] = round(res.duration_s, 3)
+                    row.update(_text_fields(res.segments), status="redone" if broken else "done")
+                    row.update(voice=voice.name, duration_s=round(res.duration_s, 3))
+                    if broken:
+                        row["redone_because"] = broken
                     report.done += 1
+                    report.redone += bool(broken)
             except ItemError as e:
                 fail(item.line, e)
                 row.update(status="failed", error=str(e))
@@ -245,10 +343,12 @@ def run_batch(cfg: BatchConfig, synthesizer: Synthesizer | None = None) -> Batch
         bar.close()
         _write_jsonl(cfg.out_dir / TEXT_COMPARE, entries)
     if cfg.zip:
-        report.zip_path = _zip(cfg.out_dir, [e["wav"] for e in entries if e.get("status") != "failed"])
+        report.zip_path = _zip(cfg.out_dir, [e["wav"] for e in entries if e.get("status") in _WRITTEN])
     rtf = report.compute_s / report.audio_s if report.audio_s else 0.0
     print(
-        f"batch: {report.done} done, {report.skipped} skipped (already there), {len(report.failed)} failed "
+        f"batch: {report.done} done"
+        + (f" ({report.redone} redone: incomplete)" if report.redone else "")
+        + f", {report.skipped} skipped (already there), {len(report.failed)} failed "
         f"of {report.total}; {report.audio_s:.1f} s audio, RTF {rtf:.2f}; outputs in {cfg.out_dir}"
         + (f"; zip {report.zip_path}" if report.zip_path else ""),
         file=sys.stderr,
@@ -263,11 +363,15 @@ def _text_fields(segments: list[Any]) -> dict[str, str]:
     return {"normalized": join("normalized"), "readable": join("readable"), "phonemes": join("phonemes")}
 
 
+# valid raw in JSON, but line breaks to str.splitlines() and many editors: escaped so a row is a line
+_LINE_BREAKS = str.maketrans({"\u2028": "\\u2028", "\u2029": "\\u2029", "\x85": "\\u0085"})
+
+
 def _write_jsonl(path: Path, rows: list[dict]) -> None:
     with atomic_path(path) as tmp:
         with open(tmp, "w", encoding="utf-8") as f:
             for r in rows:
-                f.write(json.dumps(r, ensure_ascii=False) + "\n")
+                f.write(json.dumps(r, ensure_ascii=False).translate(_LINE_BREAKS) + "\n")
 
 
 def _zip(out_dir: Path, wavs: list[str]) -> Path:

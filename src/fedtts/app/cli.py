@@ -11,15 +11,20 @@ import argparse
 import importlib
 import importlib.util
 import logging
+import signal
 import sys
+import threading
 import time
 import traceback
 from pathlib import Path
+
+from fedtts.engine.onnx_engine import BACKENDS, DEFAULT_BACKEND
 
 __all__ = ["main", "build_parser", "PLUGINS", "DEFAULT_VOICE", "CliError"]
 
 DEFAULT_VOICE = "jf_alpha"
 MAX_SAY_CHARS = 20000
+PROGRESS_MIN_CHARS = 200  # `say` without --stream shows a progress bar from this text length on
 
 # Subcommand groups owned by other parts: (module, function). Missing module → skipped; a module that
 # exists but fails to import is an error. Order matters: groups that create "eval"/"train" come before
@@ -29,6 +34,7 @@ PLUGINS: list[tuple[str, str]] = [
     ("fedtts.engine.cli_train", "register"),
     ("fedtts.federated.cli", "register"),
     ("fedtts.app.cli_serve", "register"),
+    ("fedtts.app.cli_wyoming", "register"),
     ("fedtts.app.cli_voice", "register"),
 ]
 
@@ -41,6 +47,14 @@ class CliError(Exception):
     def __init__(self, message: str, code: int = 1):
         super().__init__(message)
         self.code = code
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread so it unwinds like Ctrl-C: partial ``.part`` files go away."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    raise Terminated()
 
 
 # ---------------------------------------------------------------------- shared options
@@ -63,12 +77,21 @@ def add_synthesis_args(p: argparse.ArgumentParser) -> None:
         help="apply the pronunciation dictionary (configs/G2P_replace_dict.jsonl)",
     )
     p.add_argument(
-        "--dict", default=None, metavar="JSONL", help="pronunciation dictionary file (with --phoneme)"
+        "--dict",
+        default=None,
+        metavar="JSONL",
+        help="pronunciation dictionary file to apply instead of the shipped one (implies --phoneme)",
     )
     p.add_argument(
         "--use_cache", "--use-cache", dest="use_cache", action="store_true", help="front-end disk cache"
     )
     p.add_argument("--threads", type=int, default=2, help="onnxruntime threads (default 2)")
+    p.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default=DEFAULT_BACKEND,
+        help=f"inference back end (default {DEFAULT_BACKEND}; one that cannot load falls back to it)",
+    )
 
 
 def options_from_args(args: argparse.Namespace):
@@ -79,7 +102,7 @@ def options_from_args(args: argparse.Namespace):
             sample_rate=args.sample_rate,
             speed=args.speed,
             seed=args.seed,
-            use_phoneme=bool(args.phoneme),
+            use_phoneme=bool(args.phoneme) or bool(getattr(args, "dict", None)),
             use_cache=bool(args.use_cache),
         ).validate()
     except ValueError as e:
@@ -91,18 +114,36 @@ def make_synthesizer(args: argparse.Namespace):
     from fedtts.pipeline import Synthesizer
 
     try:
-        ecfg = EngineConfig(threads=args.threads).validate()
+        ecfg = EngineConfig(
+            threads=args.threads, backend=getattr(args, "backend", DEFAULT_BACKEND)
+        ).validate()
     except ValueError as e:
         raise CliError(str(e), 2) from e
     fcfg = None
     if getattr(args, "dict", None):
         from fedtts.frontend import FrontendConfig
 
-        path = Path(args.dict)
-        if not path.is_file():
-            raise CliError(f"--dict: dictionary file not found: {path}", 2)
-        fcfg = FrontendConfig(dict_path=path)
+        fcfg = FrontendConfig(dict_path=_checked_dict(args))
     return Synthesizer(engine_config=ecfg, frontend_config=fcfg)
+
+
+def _checked_dict(args: argparse.Namespace) -> Path:
+    """The --dict file, read and validated now (a bad line is a usage error naming file:line), with a
+    warning when --phoneme was not given: a user who names a dictionary wants it applied, so it is."""
+    from fedtts.frontend import DictionaryError, PronunciationDict
+
+    path = Path(args.dict)
+    if not path.is_file():
+        raise CliError(f"--dict: dictionary file not found: {path}", 2)
+    try:
+        n = len(PronunciationDict.load(path).entries)
+    except DictionaryError as e:
+        raise CliError(f"--dict: {e}", 2) from e
+    if not getattr(args, "phoneme", False):
+        log.warning(
+            "--dict without --phoneme: applying %s (%d entries) anyway; --dict implies --phoneme", path, n
+        )
+    return path
 
 
 SPECTRAL_HELP = "match a --ref clone's long-term spectrum to the clip: 0 off, 1 full (default), up to 1.5"
@@ -204,10 +245,7 @@ def cmd_say(args: argparse.Namespace) -> int:
         raise CliError("--ref-text needs --ref CLIP", 2)
     out = args.out
     if out != "-":
-        try:
-            fmt = format_for_path(out)
-        except AudioFormatError as e:
-            raise CliError(str(e), 2) from e
+        fmt = _out_format(out, format_for_path, AudioFormatError)
     options = options_from_args(args)
     if args.refine and not args.ref:
         raise CliError("--refine needs --ref CLIP", 2)
@@ -222,7 +260,7 @@ def cmd_say(args: argparse.Namespace) -> int:
     if args.stream:
         n, dur = _say_stream(synth, text, voice, options, out, fmt if out != "-" else "pcm")
     else:
-        result = synth.synthesize(text, voice, options)
+        result = _synthesize_with_progress(synth, text, voice, options, quiet=args.quiet)
         if out == "-":
             from fedtts.pipeline.audio_io import encode_audio
 
@@ -232,6 +270,8 @@ def cmd_say(args: argparse.Namespace) -> int:
             write_audio(out, result.audio, result.sample_rate)
         n, dur = len(result.chunks), result.duration_s
     dt = time.perf_counter() - t0
+    if args.quiet:
+        return 0
     where = "stdout (s16le PCM)" if out == "-" else out
     print(
         f"wrote {where}: {dur:.2f} s of audio at {options.sample_rate} Hz, {n} chunk(s), "
@@ -239,6 +279,57 @@ def cmd_say(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+_AUDIO_SUFFIXES = ".wav, .flac, .mp3 or .opus/.ogg"
+
+
+def _out_format(out: str, format_for_path, format_error: type[Exception]) -> str:
+    """``--out``'s audio format; a folder or a name without a suffix gets a message saying so."""
+    path = Path(out)
+    if path.is_dir() or out.endswith(("/", "\\")):
+        raise CliError(
+            f"--out {out}: is a folder; give a file name in it, e.g. --out {path / 'speech.wav'}", 2
+        )
+    if not path.suffix:
+        raise CliError(f"--out {out}: no file suffix; name the file with {_AUDIO_SUFFIXES}", 2)
+    try:
+        return format_for_path(out)
+    except format_error as e:
+        raise CliError(f"--out {e}", 2) from e
+
+
+def _synthesize_with_progress(synth, text: str, voice, options, quiet: bool = False):
+    """``synth.synthesize``, with a tqdm bar (ETA) on stderr for long texts: minutes are not silent."""
+    if quiet or len(text) < PROGRESS_MIN_CHARS:
+        return synth.synthesize(text, voice, options)
+    import dataclasses
+
+    import numpy as np
+    from tqdm import tqdm
+
+    from fedtts.pipeline import SynthesisResult
+
+    total = sum(1 for c in text if not c.isspace())
+    t0 = time.perf_counter()
+    audios, chunks = [], []
+    last_text = None
+    with tqdm(total=total, unit="char", desc="say", file=sys.stderr, dynamic_ncols=True) as bar:
+        for chunk in synth.stream(text, voice, options):
+            audios.append(chunk.audio)
+            chunks.append(dataclasses.replace(chunk, audio=np.zeros(0, dtype=np.float32)))
+            if chunk.text != last_text:  # the pieces of one long segment share its text
+                bar.update(min(sum(1 for c in chunk.text if not c.isspace()), total - bar.n))
+                last_text = chunk.text
+        bar.update(total - bar.n)
+    return SynthesisResult(
+        audio=np.concatenate(audios).astype(np.float32),
+        sample_rate=int(options.sample_rate),
+        chunks=chunks,
+        voice=str(getattr(voice, "name", "")),
+        compute_s=time.perf_counter() - t0,
+        first_chunk_s=chunks[0].since_start_s if chunks else 0.0,
+    )
 
 
 def _say_stream(synth, text, voice, options, out: str, fmt: str) -> tuple[int, float]:
@@ -293,9 +384,9 @@ def cmd_phonemize(args: argparse.Namespace) -> int:
     text = _read_text(args.text)
     if not text.strip():
         raise CliError("text is empty: give something to phonemize", 2)
-    cfg = FrontendConfig(use_dict=bool(args.phoneme), use_cache=bool(args.use_cache))
+    cfg = FrontendConfig(use_dict=bool(args.phoneme) or bool(args.dict), use_cache=bool(args.use_cache))
     if args.dict:
-        cfg = dataclasses.replace(cfg, dict_path=Path(args.dict))
+        cfg = dataclasses.replace(cfg, dict_path=_checked_dict(args))
     fe = Frontend(cfg.validate())
     if not args.detail:
         print(fe.phonemize(text))
@@ -307,7 +398,8 @@ def cmd_phonemize(args: argparse.Namespace) -> int:
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
-    from fedtts.app.batch import BatchConfig, run_batch
+    """Exit 2 when the task file or an option is unusable (nothing is run), 1 when an item failed."""
+    from fedtts.app.batch import BatchConfig, BatchError, run_batch
 
     options = options_from_args(args)
     cfg = BatchConfig(
@@ -318,7 +410,10 @@ def cmd_batch(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         zip=args.zip,
     )
-    report = run_batch(cfg, synthesizer=make_synthesizer(args))
+    try:
+        report = run_batch(cfg.validate(), synthesizer=make_synthesizer(args))
+    except BatchError as e:
+        raise CliError(str(e), 2) from e
     return 0 if report.ok else 1
 
 
@@ -330,6 +425,45 @@ def cmd_cache(args: argparse.Namespace) -> int:
         return 0
     for k, v in cache_info().items():
         print(f"{k}: {v}")
+    return 0
+
+
+def cmd_outputs(args: argparse.Namespace) -> int:
+    """``fedtts outputs info|clean``: the UI/API output folder's size, and cleaning it by age."""
+    from fedtts.app.service import check_output_root, parse_duration, prune_outputs
+
+    root = Path(args.dir)
+    age = None
+    if args.action == "clean" and args.older_than is not None:  # a bad option fails before anything else
+        try:
+            age = parse_duration(args.older_than)
+        except ValueError as e:
+            raise CliError(f"--older-than: {e}", 2) from e
+    if not root.exists():
+        print(f"{root}: no output folder (nothing to clean)")
+        return 0
+    if not root.is_dir():
+        raise CliError(f"--dir {root}: not a folder", 2)
+    if args.action == "info":
+        rep = prune_outputs(root, everything=True, dry_run=True)
+        print(f"{root}: {rep.kept_files} files, {rep.kept_bytes / 1024 / 1024:.1f} MB")
+        return 0
+    try:
+        if args.all:
+            check_output_root(root)
+    except ValueError as e:
+        raise CliError(str(e), 2) from e
+    # no --older-than: everything the UI/API wrote goes (age -1 s is "older than now")
+    rep = prune_outputs(
+        root, max_age_s=-1.0 if age is None else age, everything=args.all, dry_run=args.dry_run
+    )
+    verb = "would remove" if args.dry_run else "removed"
+    for p in rep.removed if args.dry_run else []:
+        print(p)
+    print(
+        f"{verb} {len(rep.removed)} file(s), {rep.removed_bytes / 1024 / 1024:.1f} MB from {root}; "
+        f"{rep.kept_files} file(s), {rep.kept_bytes / 1024 / 1024:.1f} MB kept"
+    )
     return 0
 
 
@@ -362,6 +496,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ref-text", "--ref_text", default=None, help="transcript of the reference clip")
     p.add_argument("--out", "-o", default="out.wav", help="output .wav/.flac/.mp3/.opus, or - for raw PCM")
     p.add_argument("--stream", action="store_true", help="write chunks as they are ready; timing on stderr")
+    p.add_argument(
+        "--quiet", "-q", action="store_true", help="no progress bar nor summary line (warnings/errors stay)"
+    )
     p.add_argument("--max-chars", type=int, default=MAX_SAY_CHARS, help="refuse longer texts (0 = no limit)")
     p.add_argument(
         "--refine", type=int, default=0, metavar="N", help="refine a --ref clone with N gradient steps"
@@ -388,7 +525,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--phoneme", "--use_phoneme", dest="phoneme", action="store_true", help="apply the dictionary"
     )
-    p.add_argument("--dict", default=None, metavar="JSONL", help="pronunciation dictionary file")
+    p.add_argument(
+        "--dict", default=None, metavar="JSONL", help="pronunciation dictionary file (implies --phoneme)"
+    )
     p.add_argument("--use_cache", "--use-cache", dest="use_cache", action="store_true")
     p.add_argument("--detail", action="store_true", help="one block per segment: normalised text, pinyin/IPA")
     p.set_defaults(func=cmd_phonemize)
@@ -406,6 +545,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("cache", help="front-end cache: info | clear")
     p.add_argument("action", choices=("info", "clear"))
     p.set_defaults(func=cmd_cache)
+
+    p = sub.add_parser("outputs", help="the UI/API output folder: info | clean [--older-than D]")
+    p.add_argument("action", choices=("info", "clean"))
+    p.add_argument("--dir", default="outputs", help="the output folder (default outputs, as ui/serve use)")
+    p.add_argument(
+        "--older-than", default=None, metavar="D", help="only results older than D: 7d, 12h, 30m, 90s"
+    )
+    p.add_argument(
+        "--all",
+        action="store_true",
+        help="every file in the folder, not only results the UI/API wrote (<time>_<name>_<id>)",
+    )
+    p.add_argument("--dry-run", action="store_true", help="list what would be removed, remove nothing")
+    p.set_defaults(func=cmd_outputs)
 
     p = sub.add_parser("voices", help="list stock voices (and saved ones)")
     p.set_defaults(func=cmd_voices)
@@ -458,6 +611,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if in_main else None
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
@@ -470,6 +625,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print("terminated (SIGTERM); partial output removed", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except BrokenPipeError:
         return 1
     except Exception as e:
@@ -479,6 +637,9 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(e, failure):
             return _fail(str(e), 1, verbose)
         return _fail(f"unexpected {type(e).__name__}: {e} (run with --verbose for details)", 1, verbose)
+    finally:
+        if in_main:
+            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
 
 def _fail(msg: str, code: int, verbose: bool) -> int:

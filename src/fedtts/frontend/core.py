@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import re
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
 from .cache import cache_get, cache_put, default_cache_dir, key_for
 from .dictionary import PronunciationDict
-from .g2p_en import en_g2p, ipa_to_kokoro
-from .g2p_zh import normalize_pinyin, pinyin_to_kokoro, zh_pinyin
-from .normalize import is_zh, normalize, strip_markup
+from .g2p_en import en_g2p
+from .g2p_zh import pinyin_to_kokoro, zh_pinyin
+from .normalize import is_zh, normalize
+from .overrides import PronunciationError, check_pronunciation, find_overrides, find_unbalanced
+from .screen import LANGUAGES, Note, Notes, fold_numbers, screen, strip_escapes, strip_markup_noted
 
 __all__ = [
     "FRONTEND_VERSION",
@@ -21,12 +25,19 @@ __all__ = [
     "TextError",
     "format_analysis",
     "MAX_TOKENS",
+    "Note",
+    "OverrideError",
 ]
 
-FRONTEND_VERSION = "1"
+log = logging.getLogger("fedtts.frontend")
+
+FRONTEND_VERSION = "2"
 MAX_TOKENS = 510
 SENT_PAUSE, CLAUSE_PAUSE = 0.35, 0.15
-_INLINE = re.compile(r"\[([^\]]+)\]\(([^)]+)\)")
+# validated inline overrides stand in the text as one private-use character each while it is split
+# into sentences and clauses (so a pronunciation is never cut); the user's own such characters are
+# dropped first
+_PH_BASE, _PH_MAX = 0xE000, 0x1900
 _ABBR_END = re.compile(r"(?:\b(?:Dr|Mr|Mrs|Ms|St|Prof|Jr|vs|etc|e\.g|i\.e)|\b[A-Z])\.$")
 _SENT_END = "。！？!?…；;\n"
 _CLAUSE = "，,、：:"
@@ -49,7 +60,25 @@ _PUNCT_MAP = {
 
 
 class TextError(ValueError):
-    """Text that cannot be spoken (empty, or only unsupported symbols)."""
+    """Text that cannot be spoken (empty, only unsupported script/symbols, an invalid override)."""
+
+
+class OverrideError(TextError):
+    """An inline override or dictionary entry the model cannot say: the whole text is refused (a
+    caller that skips unspeakable paragraphs must not skip this one: ``fatal``)."""
+
+    fatal = True
+
+
+@dataclass(frozen=True)
+class _Forced:
+    """A validated inline override: the word, its source ``[word](pron)`` and its reading."""
+
+    word: str
+    source: str
+    readable: str
+    phonemes: str
+    lang: str
 
 
 @dataclass(frozen=True)
@@ -133,22 +162,36 @@ class Frontend:
         )
 
     # ---------------------------------------------------------------- public
-    def analyze(self, text: str) -> list[Segment]:
+    def analyze(self, text: str, notes: list[Note] | None = None) -> list[Segment]:
+        """Segments of ``text``. What was left out (foreign scripts, symbols, escape codes, markup,
+        an unbalanced override) is logged as a warning and appended to ``notes`` when given."""
         if text is None or not str(text).strip():
             raise TextError("text is empty")
         if self.cfg.use_cache:
             root = Path(self.cfg.cache_dir) if self.cfg.cache_dir else default_cache_dir()
             key = key_for(text, self.dictionary.content_key(), FRONTEND_VERSION)
             hit = cache_get(key, root)
-            if isinstance(hit, list):
+            segs = found = None
+            if isinstance(hit, dict):
                 try:
-                    return [Segment(**d) for d in hit]
-                except TypeError:
-                    pass
-            segs = self._analyze(text)
-            cache_put(key, [dataclasses.asdict(s) for s in segs], root)
-            return segs
-        return self._analyze(text)
+                    segs = [Segment(**d) for d in hit["segments"]]
+                    found = [Note(n["kind"], n["message"], tuple(n["dropped"])) for n in hit["notes"]]
+                except (TypeError, KeyError):
+                    segs = None
+            if segs is None or found is None:
+                segs, found = self._analyze(text)
+                value = {
+                    "segments": [dataclasses.asdict(s) for s in segs],
+                    "notes": [dataclasses.asdict(n) for n in found],
+                }
+                cache_put(key, value, root)
+        else:
+            segs, found = self._analyze(text)
+        for n in found:
+            log.warning("%s", n.message)
+        if notes is not None:
+            notes.extend(found)
+        return segs
 
     def phonemize(self, text: str) -> str:
         return " ".join(s.phonemes for s in self.analyze(text))
@@ -157,76 +200,82 @@ class Frontend:
         return format_analysis(self.analyze(text))
 
     # --------------------------------------------------------------- internal
-    def _analyze(self, text: str) -> list[Segment]:
-        text = strip_markup(str(text))
-        segs: list[Segment] = []
+    def _analyze(self, text: str) -> tuple[list[Segment], list[Note]]:
+        notes = Notes()
+        text, forced = _prepare(str(text), notes)
+        segs: list[tuple[Segment, str]] = []
         for sent, pause in _split_sentences(text):
-            clauses = _split_clauses(sent)
-            group: list[Segment] = []
-            for cl in clauses:
-                seg = self._segment(cl, CLAUSE_PAUSE)
+            group: list[tuple[Segment, str]] = []
+            for cl in _split_clauses(sent):
+                seg = self._segment(cl, CLAUSE_PAUSE, forced, notes)
                 if seg is None:
                     continue
                 if (
                     group
-                    and count_tokens(" ".join(g.phonemes for g in group) + " " + seg.phonemes)
+                    and count_tokens(" ".join(g.phonemes for g, _ in group) + " " + seg.phonemes)
                     > MAX_TOKENS - 10
                 ):
                     segs.append(_merge(group, CLAUSE_PAUSE))
                     group = []
-                group.append(seg)
+                group.append((seg, cl))
             if group:
                 segs.append(_merge(group, pause))
-        segs = [s2 for s in segs for s2 in self._fit(s)]
-        if not segs:
-            raise TextError("text has nothing speakable (only unsupported symbols)")
-        return segs
+        out = [s2 for s in segs for s2 in self._fit(*s, forced, notes)]
+        if not out:
+            raise TextError(_nothing_to_say(notes))
+        return out, notes.build()
 
-    def _fit(self, seg: Segment) -> list[Segment]:
+    def _fit(self, seg: Segment, raw: str, forced: list[_Forced], notes: Notes) -> list[Segment]:
         """Last resort for over-long clauses: split at spaces/characters."""
         if count_tokens(seg.phonemes) <= MAX_TOKENS:
             return [seg]
-        words = re.findall(r"\S+\s*", seg.text) if " " in seg.text.strip() else list(seg.text)
+        words = re.findall(r"\S+\s*", raw) if " " in raw.strip() else list(raw)
         half = max(1, len(words) // 2)
         out = []
         for part, pause in (("".join(words[:half]), CLAUSE_PAUSE), ("".join(words[half:]), seg.pause_after)):
-            s = self._segment(part, pause)
+            s = self._segment(part, pause, forced, notes)
             if s:
-                out.extend(self._fit(s))
+                out.extend(self._fit(s, part, forced, notes))
         return out
 
-    def _segment(self, raw: str, pause: float) -> Segment | None:
+    def _segment(self, raw: str, pause: float, forced: list[_Forced], notes: Notes) -> Segment | None:
         """One clause: inline overrides, dictionary, zh/en runs → Segment (None if nothing speakable)."""
-        pieces: list[tuple[str, str | None]] = []  # (text, forced phoneme or None)
-        pos = 0
-        for m in _INLINE.finditer(raw):
-            pieces.append((raw[pos : m.start()], None))
-            pieces.append((m.group(1), m.group(2)))
-            pos = m.end()
-        pieces.append((raw[pos:], None))
+        pieces: list[tuple[str, _Forced | None]] = []  # (text, inline override or None)
+        buf = ""
+        for c in raw:
+            i = ord(c) - _PH_BASE
+            if 0 <= i < len(forced):
+                pieces.append((buf, None))
+                pieces.append((c, forced[i]))
+                buf = ""
+            else:
+                buf += c
+        pieces.append((buf, None))
         norm_parts, read_parts, ph_parts = [], [], []
         langs = set()
-        for txt, forced in pieces:
-            if not txt:
+        for txt, ov in pieces:
+            if ov is not None:
+                norm_parts.append(ov.word)
+                read_parts.append(ov.readable)
+                ph_parts.append(ov.phonemes)
+                langs.add(ov.lang)
                 continue
-            if forced is not None:
-                r, p, lang = _forced(txt, forced)
-                norm_parts.append(txt)
-                read_parts.append(r)
-                ph_parts.append(p)
-                langs.add(lang)
+            if not txt:
                 continue
             matches = self.dictionary.find(txt)
             i = 0
             for a, b, ph in matches:
-                self._plain(txt[i:a], norm_parts, read_parts, ph_parts, langs)
-                r, p, lang = _forced(txt[a:b], ph)
+                self._plain(txt[i:a], norm_parts, read_parts, ph_parts, langs, notes)
+                try:
+                    r, p, lang = check_pronunciation(txt[a:b], ph)
+                except PronunciationError as e:
+                    raise OverrideError(f"dictionary entry {txt[a:b]!r} ({ph!r}): {e}") from None
                 norm_parts.append(txt[a:b])
                 read_parts.append(r)
                 ph_parts.append(p)
                 langs.add(lang)
                 i = b
-            self._plain(txt[i:], norm_parts, read_parts, ph_parts, langs)
+            self._plain(txt[i:], norm_parts, read_parts, ph_parts, langs, notes)
         phon = re.sub(r"\s+", " ", " ".join(p for p in ph_parts if p)).strip()
         phon = re.sub(r" ([,.!?;:…])", r"\1", phon)
         if not re.search(r"[^\s,.!?;:…—\"()]", phon):
@@ -234,12 +283,12 @@ class Frontend:
         lang = "mixed" if len(langs) > 1 else (langs.pop() if langs else "en")
         normalized = re.sub(r"\s+", " ", "".join(norm_parts)).strip()
         readable = re.sub(r"\s+", " ", " ".join(r for r in read_parts if r)).strip()
-        return Segment(raw.strip(), normalized, lang, phon, readable, pause)
+        return Segment(_restore(raw, forced).strip(), normalized, lang, phon, readable, pause)
 
-    def _plain(self, txt: str, norm_parts, read_parts, ph_parts, langs) -> None:
+    def _plain(self, txt: str, norm_parts, read_parts, ph_parts, langs, notes: Notes) -> None:
         if not txt:
             return
-        t = normalize(txt)
+        t = screen(normalize(txt), notes)
         norm_parts.append(t)
         # runs: Chinese (incl. Chinese punctuation) vs Latin/other
         for run in re.findall(
@@ -256,6 +305,8 @@ class Frontend:
                         ch = ch.strip()
                         ph.append(_PUNCT_MAP[ch] + " ")
                         rd.append(_PUNCT_MAP[ch])
+                    elif is_zh(ch):
+                        notes.drop("reading", "reading", ch.strip())
                 read_parts.append(" ".join(rd))
                 ph_parts.append("".join(ph))
             elif re.search(r"[A-Za-z]", run):
@@ -270,36 +321,98 @@ class Frontend:
                     ph_parts.append(_PUNCT_MAP[end])
 
 
-def _forced(txt: str, ph: str) -> tuple[str, str, str]:
-    """Dictionary/inline phoneme → (readable, kokoro, lang); pinyin if it parses as pinyin, else IPA."""
-    if (
-        is_zh(txt)
-        or re.fullmatch(
-            r"[a-zA-Zāáǎàēéěèīíǐìōóǒòūúǔùǖǘǚǜü]+[1-5]?(\s+[a-zA-Zāáǎàēéěèīíǐìōóǒòūúǔùǖǘǚǜü]+[1-5]?)*",
-            ph.strip(),
-        )
-        and any(ch.isdigit() or ch in "āáǎàēéěèīíǐìōóǒòūúǔùǖǘǚǜ" for ch in ph)
-    ):
+def _prepare(text: str, notes: Notes) -> tuple[str, list[_Forced]]:
+    """Escape codes out, inline overrides validated and replaced by placeholders, unbalanced ones read
+    as plain text, markup stripped, number symbols folded. Raises TextError for an invalid override,
+    naming it, its position and the syllable/symbol."""
+    text = strip_escapes(text, notes)
+    forced: list[_Forced] = []
+    out: list[str] = []
+    pos = 0
+    for ov in find_overrides(text):
+        out.append(_drop_private(text[pos : ov.start], notes))
+        pos = ov.end
+        if ov.link:
+            notes.add(
+                Note("markup", f"read only the text of the link {ov.source!r}", (f"({ov.pronunciation})",))
+            )
+            out.append(ov.word)
+            continue
         try:
-            sy = normalize_pinyin(ph)
-            return " ".join(sy), "".join(pinyin_to_kokoro(s) for s in sy), "zh"
-        except ValueError:
-            pass
-    return ph, ipa_to_kokoro(ph.replace("ˈ", "ˈ")), "en"
+            readable, phonemes, lang = check_pronunciation(ov.word, ov.pronunciation)
+        except PronunciationError as e:
+            raise OverrideError(
+                f"pronunciation override {ov.source!r} at character {ov.start + 1}: {e}"
+            ) from None
+        if len(forced) >= _PH_MAX:
+            raise TextError(f"too many pronunciation overrides in one text (at most {_PH_MAX})")
+        forced.append(_Forced(ov.word, ov.source, readable, phonemes, lang))
+        out.append(chr(_PH_BASE + len(forced) - 1))
+    out.append(_drop_private(text[pos:], notes))
+    text = "".join(out)
+    for ov in reversed(find_unbalanced(text)):
+        dangling = "(" + ov.pronunciation
+        notes.add(
+            Note(
+                "override",
+                f"unbalanced pronunciation override '[{_restore(ov.word, forced)}]{dangling}' (no closing "
+                f"')'): read {_restore(ov.word, forced)!r} as plain text and dropped {dangling!r}",
+                (dangling,),
+            )
+        )
+        text = text[: ov.start] + ov.word + " " + text[ov.end :]
+    text = strip_markup_noted(text, notes)
+    return fold_numbers(text), forced
 
 
-def _merge(group: list[Segment], pause: float) -> Segment:
+def _drop_private(text: str, notes: Notes) -> str:
+    """The user's private-use characters (no sound, and our placeholders live there) dropped."""
+    if not any(unicodedata.category(c) == "Co" for c in text):
+        return text
+    for c in text:
+        if unicodedata.category(c) == "Co":
+            notes.drop("control", "control", c)
+    return "".join(c for c in text if unicodedata.category(c) != "Co")
+
+
+def _restore(raw: str, forced: list[_Forced]) -> str:
+    """Placeholders back to the user's ``[word](pron)``."""
+    out = []
+    for c in raw:
+        i = ord(c) - _PH_BASE
+        out.append(forced[i].source if 0 <= i < len(forced) else c)
+    return "".join(out)
+
+
+def _nothing_to_say(notes: Notes) -> str:
+    scripts = notes.scripts()
+    if scripts:
+        return (
+            f"text has nothing fedtts can speak: it is written in {', '.join(scripts)}, and fedtts speaks "
+            f"{LANGUAGES} only"
+        )
+    found = notes.build()
+    if found:
+        return "text has nothing speakable: " + "; ".join(n.message for n in found)
+    return "text has nothing speakable (only punctuation or white space)"
+
+
+def _merge(group: list[tuple[Segment, str]], pause: float) -> tuple[Segment, str]:
+    """Clauses grouped into one segment, with their raw text (placeholders kept) for re-splitting."""
+    raw = "".join(r for _, r in group)
     if len(group) == 1:
-        return dataclasses.replace(group[0], pause_after=pause)
-    langs = {g.lang for g in group}
-    return Segment(
-        "".join(g.text for g in group),
-        "".join(g.normalized for g in group),
+        return dataclasses.replace(group[0][0], pause_after=pause), raw
+    segs = [g for g, _ in group]
+    langs = {g.lang for g in segs}
+    seg = Segment(
+        "".join(g.text for g in segs),
+        "".join(g.normalized for g in segs),
         "mixed" if len(langs) > 1 or "mixed" in langs else langs.pop(),
-        " ".join(g.phonemes for g in group),
-        " ".join(g.readable for g in group),
+        " ".join(g.phonemes for g in segs),
+        " ".join(g.readable for g in segs),
         pause,
     )
+    return seg, raw
 
 
 def format_analysis(segments: list[Segment]) -> str:

@@ -1,10 +1,15 @@
-"""Pronunciation dictionary (JSONL): grapheme → pinyin (zh) or IPA (en); longest match wins."""
+"""Pronunciation dictionary (JSONL): grapheme → pinyin (zh) or IPA (en); longest match wins.
+
+Every entry is checked when it is loaded or added (pinyin syllables and tones exist, IPA symbols are
+in the model's vocabulary), so a typo is an error naming the line, not a mangled reading later."""
 
 from __future__ import annotations
 
 import json
 import re
 from pathlib import Path
+
+from .overrides import PronunciationError, check_pronunciation
 
 __all__ = ["DictionaryError", "PronunciationDict"]
 
@@ -46,7 +51,12 @@ class PronunciationDict:
         if not path.is_file():
             raise DictionaryError(f"{path}: dictionary file not found")
         d = cls()
-        for no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        try:
+            # newlines only: str.splitlines also cuts at U+0085/U+2028, so line numbers would not match
+            lines = [x.rstrip("\r") for x in path.read_text(encoding="utf-8-sig").split("\n")]
+        except UnicodeDecodeError as e:
+            raise DictionaryError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+        for no, line in enumerate(lines, 1):
             if not line.strip() or line.lstrip().startswith("#"):
                 continue
             try:
@@ -55,10 +65,12 @@ class PronunciationDict:
                 raise DictionaryError(f"{path}:{no}: invalid JSON ({e.msg})") from None
             if not isinstance(obj, dict):
                 raise DictionaryError(f"{path}:{no}: expected a JSON object")
+            field = "phoneme"
             if "grapheme" in obj or "phoneme" in obj:
                 g, p = obj.get("grapheme"), obj.get("phoneme")
             elif len(obj) == 1:
                 g, p = next(iter(obj.items()))
+                field = g
                 try:
                     p = _glm_to_pinyin(str(p))
                 except ValueError as e:
@@ -69,12 +81,21 @@ class PronunciationDict:
                 raise DictionaryError(f"{path}:{no}: field 'grapheme' is missing or empty")
             if not isinstance(p, str) or not p.strip():
                 raise DictionaryError(f"{path}:{no}: field 'phoneme' is missing or empty")
+            try:
+                check_pronunciation(g.strip(), p.strip())
+            except PronunciationError as e:
+                raise DictionaryError(f"{path}:{no}: field {field!r} ({p.strip()!r}): {e}") from None
             d.entries[g.strip()] = p.strip()
         return d
 
     def add(self, grapheme: str, phoneme: str) -> None:
+        """Add (or replace) an entry; DictionaryError if the model cannot say the pronunciation."""
         if not grapheme.strip() or not phoneme.strip():
             raise DictionaryError("grapheme and phoneme must be non-empty")
+        try:
+            check_pronunciation(grapheme.strip(), phoneme.strip())
+        except PronunciationError as e:
+            raise DictionaryError(f"{grapheme.strip()!r} ({phoneme.strip()!r}): {e}") from None
         self.entries[grapheme.strip()] = phoneme.strip()
 
     def remove(self, grapheme: str) -> None:

@@ -78,6 +78,8 @@ def _norm_zh(t: str) -> str:
     )
     t = re.sub(r"[¥￥](\d+(?:\.\d+)?)", lambda m: _zh_num(_money(m.group(1))) + "元", t)
     t = re.sub(r"\$(\d+(?:\.\d+)?)", lambda m: _zh_num(_money(m.group(1))) + "美元", t)
+    t = re.sub(r"€(\d+(?:\.\d+)?)", lambda m: _zh_num(_money(m.group(1))) + "欧元", t)
+    t = re.sub(r"£(\d+(?:\.\d+)?)", lambda m: _zh_num(_money(m.group(1))) + "英镑", t)
     t = re.sub(r"(\d+(?:\.\d+)?)%", lambda m: "百分之" + _zh_num(m.group(1)), t)
     t = re.sub(
         r"(\d+(?:\.\d+)?)\s*(km|kg|cm|mm|℃|°C|m|g)\b",
@@ -186,6 +188,8 @@ def _norm_en(t: str) -> str:
         t,
     )
     t = re.sub(r"[¥￥](\d+(?:\.\d+)?)", lambda m: _en_num(_money(m.group(1))) + " yuan", t)
+    t = re.sub(r"€(\d+(?:\.\d+)?)", lambda m: _en_num(_money(m.group(1))) + " euros", t)
+    t = re.sub(r"£(\d+(?:\.\d+)?)", lambda m: _en_num(_money(m.group(1))) + " pounds", t)
     t = re.sub(r"\b(\d{4})-(\d{1,2})-(\d{1,2})\b", _en_date, t)
     t = re.sub(
         r"\$(\d[\d,]*)(?:\.(\d\d))?",

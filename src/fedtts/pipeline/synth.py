@@ -433,7 +433,7 @@ class Synthesizer:
             try:
                 segs = self.analyze(para, options)
             except ValueError as e:  # e.g. a paragraph of only unsupported symbols
-                if len(paragraphs) == 1:
+                if len(paragraphs) == 1 or getattr(e, "fatal", False):  # an invalid override: refuse
                     raise
                 first_error = first_error or e
                 log.warning("skipped a paragraph: %s", e)
