@@ -7,7 +7,7 @@ the decoder fed the clip's own F0 and energy curves, what is left to explain the
 voice: the decoder's 128-d style half (timbre) is fitted by a multi-resolution STFT + log-mel loss
 on short crops of the clip (the decoder is convolutional, so a 2 s crop costs a fraction of the
 whole clip). The prosody half is then fitted cheaply — predictor only, no decoder — to the clip's
-F0, energy and durations, so new text is spoken at the speaker's pitch and pace.
+F0, energy and durations (optional: it did not help on the tuning speakers).
 
 Only the style moves (the model is frozen), so the result is an ordinary 256-d style usable by the
 int8 ONNX engine. Nothing here uses a speaker-verification model.
@@ -50,20 +50,26 @@ class TranscriptMismatch(ValueError):
 class ReconConfig:
     """Fitting settings; weights are per loss term, learning rates in units of the stock-pack std."""
 
-    steps: int = 24  # decoder (timbre) steps
+    steps: int = 60  # decoder (timbre) steps, at most (the time budget usually stops it first)
     lr: float = 0.1
-    window_s: float = 2.0  # decoder crop per step
+    window_s: float = 1.0  # decoder crop per step
     prior_weight: float = 0.01  # on mean((z − z_start)²): a trust region around the one-pass style
     stft_weight: float = 1.0
     mel_weight: float = 1.0
     fft_sizes: tuple[int, ...] = (512, 1024, 2048)
     align: str = "dtw"  # "scale": predicted durations rescaled to the clip; "dtw": then DTW-corrected
-    prosody_steps: int = 30  # predictor-only fit of dims 128–255 (0 = keep the start's prosody)
+    # Predictor-only fit of dims 128–255 to the clip's F0/energy/durations. Off by default: on the
+    # train/ tuning speakers it lowered the independent similarity (docs/notes/clone-reconstruction.md).
+    prosody_steps: int = 0
     prosody_lr: float = 0.05
     f0_weight: float = 1.0  # L1 on log F0 over frames voiced in the clip
     energy_weight: float = 0.3
     duration_weight: float = 0.3  # L1 on log(1 + frames) per token
-    time_budget_s: float = 0.0  # stop the timbre loop once this much time has passed (0 = no limit)
+    time_budget_s: float = (
+        70.0  # stop the timbre loop this long after the start, alignment included (0 = none)
+    )
+    prosody_budget_s: float = 10.0  # the prosody fit's own allowance beyond the timbre budget
+    report_full_loss: bool = False  # whole-clip loss before/after (two extra decoder passes)
     max_length_ratio: float = 2.2  # predicted / clip speech length beyond this (or its inverse): mismatch
     seed: int = 0
 
@@ -164,14 +170,14 @@ def spectral_loss(
     for n in fft_sizes:
         keep = int(band_hz / SR * n) + 1
         m, t = _mag(y, n, n // 4)[:keep], _mag(target, n, n // 4)[:keep]
-        floor = float(t.max()) * 1e-4
+        floor = float(t.max()) * 10**-2.5  # 50 dB under the peak
         sc = torch.linalg.norm(t - m) / (torch.linalg.norm(t) + 1e-7)
         total = total + sc + (torch.log(m + floor) - torch.log(t + floor)).abs().mean()
     total = total / max(len(fft_sizes), 1)
     if mel_weight:
         fb = mel_fb(1024, 80, band_hz)
         m, t = fb @ _mag(y, 1024, 256) ** 2, fb @ _mag(target, 1024, 256) ** 2
-        floor = float(t.max()) * 1e-8
+        floor = float(t.max()) * 1e-5
         total = total + mel_weight * (torch.log(m + floor) - torch.log(t + floor)).abs().mean()
     return total
 
@@ -398,7 +404,7 @@ def fit_style(
     ckpt = gen.checkpointing
     gen.checkpointing = False  # crops are short: trade memory for ~1/3 less compute
     try:
-        loss_start = full_loss(base_tim) if cfg.steps else float("nan")
+        loss_start = full_loss(base_tim) if cfg.report_full_loss else float("nan")
         for step, a in enumerate(_windows(frames, width, int(cfg.steps), cfg.seed)):
             if cfg.time_budget_s and time.perf_counter() - t0 > cfg.time_budget_s:
                 log.info("reconstruction: time budget reached after %d steps", step)
@@ -425,7 +431,8 @@ def fit_style(
     finally:
         gen.checkpointing = ckpt
     z_tim = z.detach()
-    loss_end = full_loss(base_tim + std_tim * z_tim) if cfg.steps else float("nan")
+    loss_end = full_loss(base_tim + std_tim * z_tim) if cfg.report_full_loss else float("nan")
+    t_timbre = time.perf_counter()
 
     # ---- prosody: predictor half, to the clip's F0, energy and durations (no decoder: cheap)
     zp = torch.zeros(128, requires_grad=True)
@@ -436,6 +443,8 @@ def fit_style(
     dur_t = torch.from_numpy(aln_res.durations.astype(np.float32))
     pro_curve: list[float] = []
     for _ in range(int(cfg.prosody_steps)):
+        if cfg.prosody_budget_s and time.perf_counter() - t_timbre > cfg.prosody_budget_s:
+            break
         opt_p.zero_grad()
         s_pro = base_pro + std_pro * zp
         d = net.predictor.text_encoder(d_en, s_pro)

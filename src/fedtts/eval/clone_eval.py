@@ -97,6 +97,7 @@ class _Speaker:
     text: str  # what the clone says
     text_checked: bool  # whether ``text`` is a verified transcript of ``other`` (for real-ASR error)
     prompt_path: str = ""
+    prompt_text: str = ""  # the prompt's own transcript (reconstruction refine fits to it)
     sig_prompt: np.ndarray | None = None
     sig_other: np.ndarray | None = None
     emb_prompt: np.ndarray | None = None
@@ -192,7 +193,11 @@ def load_speakers(manifest: Path, langs=("en", "zh"), limit: int = 0) -> list[_S
             checked = False
         if not text:
             continue
-        out.append(_Speaker(spk, lang, audio, other, text, checked, str(root / prompt["path"])))
+        out.append(
+            _Speaker(
+                spk, lang, audio, other, text, checked, str(root / prompt["path"]), prompt.get("text") or ""
+            )
+        )
         per_lang[lang] = per_lang.get(lang, 0) + 1
     return out
 
@@ -235,7 +240,7 @@ def _norm(sim: float, stranger: float, ceiling: float) -> float | None:
 
 
 # "nearest" is the baseline (the closest stock pack as it is); "nearest+match" adds spectral match
-METHODS = ("tuner", "bank", "nearest", "nearest+match", "refine")
+METHODS = ("tuner", "bank", "nearest", "nearest+match", "refine", "recon", "recon+prosody")
 NO_MATCH = " (no match)"  # label suffix of the spectral-match-off ablation of a method
 HEADLINE = "asv_norm"
 RULER = (
@@ -244,8 +249,48 @@ RULER = (
 )
 
 
+# Reconstruction refine (fedtts.voice.refine.recon_voice) from the tuner's clone: "recon" (the
+# shipped mode) fits the timbre half and keeps the tuner's prosody half, "recon+prosody" also fits
+# the prosody half. The timbre fit comes first and does not depend on the prosody stage, so one fit
+# serves both and the spectral-match ablation (the fit does not depend on the curve): fitted packs
+# are kept per prompt.
+_RECON_CACHE: dict[tuple, tuple[np.ndarray, float, dict]] = {}
+
+
+def _recon_cloner(method: str, spectral_match: float = 1.0, config=None) -> Callable:
+    from fedtts.voice import reference_from_array, resolve_reference
+    from fedtts.voice.profile import Voice
+    from fedtts.voice.spectral_match import spectral_match as match
+
+    def clone(s: _Speaker):
+        ref = reference_from_array(s.prompt, SR, text=s.prompt_text or None)
+        base = resolve_reference(ref, method="tuner", spectral_match=0.0)
+        key = (ref.sha256, repr(config))
+        if key not in _RECON_CACHE:
+            from fedtts.voice.refine import recon_voice
+
+            t0 = time.perf_counter()
+            from fedtts.engine.reconstruction import ReconConfig
+
+            cfg = config if config is not None else ReconConfig(prosody_steps=30)
+            fitted = recon_voice(base, ref, steps=cfg.steps, config=cfg)
+            info = {k: fitted.meta.get(k) for k in ("refine_steps", "refine_seconds", "refine_warning")}
+            _RECON_CACHE[key] = (fitted.pack, time.perf_counter() - t0, info)
+        pack, secs, info = _RECON_CACHE[key]
+        if method == "recon":
+            pack = np.concatenate([pack[:, :128], base.pack[:, 128:]], axis=1)
+        meta = {**base.meta, **info, "method": f"tuner+{method}", "fit_seconds": secs}
+        voice = Voice(name=base.name, pack=pack, meta=meta)
+        return match(voice, ref, spectral_match) if spectral_match else voice
+
+    return clone
+
+
 def _cloner(method: str, refine_steps: int, spectral_match: float = 1.0) -> Callable:
     from fedtts.voice import reference_from_array, resolve_reference
+
+    if method in ("recon", "recon+prosody"):
+        return _recon_cloner(method, spectral_match)
 
     match = 0.0 if method == "nearest" else float(spectral_match)
     base = {"refine": "tuner", "nearest+match": "nearest"}.get(method, method)
@@ -388,9 +433,10 @@ def evaluate_tuner(weights, limit: int | None = None, spectral_match: float = 1.
 def evaluate_method(method: str, limit: int | None = None) -> dict[str, float]:
     """The same server-side scores for a cloning method of `METHODS` (e.g. "bank": the style-bank
     match a device enrolls toward), so a tuner can be compared with the targets it learns from."""
-    if method not in METHODS or method == "refine":
+    slow = ("refine", "recon", "recon+prosody")
+    if method not in METHODS or method in slow:
         raise ValueError(
-            f"method {method!r}: expected one of {', '.join(m for m in METHODS if m != 'refine')}"
+            f"method {method!r}: expected one of {', '.join(m for m in METHODS if m not in slow)}"
         )
     return _server_scores(_cloner(method, 0), method, limit)
 
