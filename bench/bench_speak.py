@@ -269,11 +269,12 @@ def memory_and_api(tmp: Path) -> dict:
                 t0 = time.perf_counter()
                 with c.stream("POST", "/v1/audio/speech", json=body) as r:
                     r.raise_for_status()
-                    for piece in r.iter_bytes():
+                    pieces = r.iter_bytes()  # one iterator: a response streams only once
+                    for piece in pieces:
                         if piece:
                             ttfb.append(time.perf_counter() - t0)
                             break
-                    for _ in r.iter_bytes():
+                    for _ in pieces:
                         pass
             for text in ("今天天气很好。", "Mixed 中文 and English.", two):
                 c.post("/v1/audio/speech", json={"input": text, "voice": "jf_alpha"}).raise_for_status()

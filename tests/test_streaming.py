@@ -40,9 +40,16 @@ def _count(p: str) -> int:
         ("aaaa bbbb cccc", 20, None, None),  # fits: no cut
         ("aaaaaaaaa, bbbbbbbbb cccccccccc dddddddddd", 25, "aaaaaaaaa,", CLAUSE_CUT_PAUSE_S),  # clause end
         # no clause end in reach: the latest long word, and a comma closes the phrase
-        ("aaaaa bbbbb ccccc ddddd eeeee fffff", 16, "aaaaa bbbbb ccccc,", WORD_CUT_PAUSE_S),
+        (" ".join(c * 11 for c in "abcdef"), 35, " ".join(c * 11 for c in "abc") + ",", WORD_CUT_PAUSE_S),
         # never right after a short word ("the", "to", 的)
-        ("aaaaa bbbbb ðə ccccc ddddd eeeee", 13, "aaaaa bbbbb,", WORD_CUT_PAUSE_S),
+        (
+            " ".join([c * 11 for c in "ab"] + ["ðə"] + [c * 11 for c in "cdef"]),
+            26,
+            "a" * 11 + " " + "b" * 11 + ",",
+            WORD_CUT_PAUSE_S,
+        ),
+        # a short phrase without a clause end is not cut between words (intelligibility)
+        ("aaaaa bbbbb ccccc ddddd eeeee fffff", 16, None, None),
         ("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 10, None, None),  # one word: nothing to cut
         ("aaaaaaaaaa bb", 11, None, None),  # the tail would be a stub
     ],

@@ -15,7 +15,8 @@ SAMPLE_RATE = 24000
 MAX_TOKENS = 510  # phoneme tokens per call, not counting the two pad tokens
 STYLE_DIM = 256
 FRAME_SAMPLES = 600  # one predicted duration unit: 25 ms of 24 kHz audio
-PAD_FRAMES = (3, 4)  # duration cap of the leading / trailing pad token (the model gives up to 12 / 26)
+PAD_FRAMES = (12, 4)  # duration caps of the leading / trailing pad (model: up to 12 / 26); a shorter lead
+# clips the first sound ("Please read" heard as "Is read", 重庆 as 轻 with 3 frames), so it keeps 12
 # Back ends, measured side by side in bench/bench_speak.py. int8 is the default: the fastest whose
 # parity and Whisper error hold here; fp32 is the dequantised export of the PyTorch rebuild (built
 # by `python -m fedtts.app.prepare` when the [train] extra is installed).

@@ -52,6 +52,9 @@ CHUNK_GROWTH = 1.5  # a chunk may have at most this many times the tokens render
 MIN_PIECE_TOKENS = 8  # never cut off a stub shorter than this (it would sound clipped)
 CLAUSE_CUT_PAUSE_S = 0.15  # pause after a cut at a comma/colon (the front end's clause pause)
 WORD_CUT_PAUSE_S = 0.05  # pause after a cut between two words (a breath, not a stop)
+# A phrase without a clause end is cut between words only when it is longer than this: in a short
+# sentence the cut costs intelligibility (Whisper heard "jumps, over" as "I'm sober") and saves little.
+WORD_CUT_MIN_TOKENS = 64
 MIN_CUT_WORD_TOKENS = 4  # cut only after a word this long: not after "the", "to", 的 (a phrase goes on)
 AHEAD_CHUNKS = 2  # chunks rendered ahead of the consumer (bounded: memory stays flat)
 # Kokoro renders ~0.27 s of silence before and ~0.65 s after every call (the pad tokens' durations);
@@ -187,6 +190,8 @@ def cut_phrase(phonemes: str, budget: int, count) -> tuple[str, str, float] | No
     if True in best:
         i = best[True]
         return " ".join(words[:i]), " ".join(words[i:]), CLAUSE_CUT_PAUSE_S
+    if total < WORD_CUT_MIN_TOKENS:
+        return None
     i = best[False]
     # a comma ends the phrase: without it Kokoro drags the last sound out as if the text stopped
     return " ".join(words[:i]) + ",", " ".join(words[i:]), WORD_CUT_PAUSE_S
