@@ -91,9 +91,9 @@ def backends(repeats: int) -> None:
     import torch
 
     from fedtts.engine import EngineConfig, KokoroEngine
-    from fedtts.engine.torch_asr import error_rate, transcribe
     from fedtts.engine.torch_export import export_fp32_onnx
     from fedtts.engine.torch_model import load_torch_model
+    from fedtts.eval.torch_asr import error_rate, transcribe
     from fedtts.voice.profile import stock_voice
 
     torch.set_num_threads(2)

@@ -175,8 +175,8 @@ def central_bound(clients: int, steps: int, epochs: int = 20) -> dict:
 
     from fedtts.eval.clone_eval import evaluate_method, evaluate_tuner
     from fedtts.federated.model import federated_arrays, load_start_model, merge_federated
+    from fedtts.train.tuner import FitConfig, fit_tuner
     from fedtts.voice.tuner import TunerWeights
-    from fedtts.voice.tuner_train import FitConfig, fit_tuner
 
     usable = [d for d in load_devices(clients, steps) if d is not None]  # no usable clip: never trains
     xs, ys = [d.features for d in usable], [d.targets for d in usable]

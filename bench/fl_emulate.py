@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from fedtts.federated.config import FLConfig
+
 
 def load_devices(n: int, refine: int) -> list:
     """Each simulated device's enrollment (None when it has no usable clip), enrolled if not cached."""
@@ -49,7 +51,7 @@ def emulate(devices: list, args: argparse.Namespace, seed: int) -> list[np.ndarr
     rng = np.random.default_rng(seed)
     glob = federated_arrays(start, start)
     vel = [np.zeros_like(a) for a in glob]
-    fit_cfg = {"local-epochs": args.local_epochs, "lr": args.lr, "seed": seed}
+    fit_cfg = FLConfig(local_epochs=args.local_epochs, lr=args.lr, seed=seed).fit_instructions(0, "")
     for _ in range(args.rounds):
         cohort = rng.choice(len(devices), size=max(1, round(args.fraction * len(devices))), replace=False)
         updates = []

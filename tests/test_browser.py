@@ -199,6 +199,19 @@ def test_batch_tab_end_to_end(page, ui, dev_manifest, tmp_path):
     _shot(page, "batch")
 
 
+def test_batch_tab_names_what_is_wrong_with_a_task_file(page, ui, tmp_path):
+    """A binary task file gets its own message (not a generic 'Error'), without server paths."""
+    tasks = tmp_path / "tasks.jsonl"
+    tasks.write_bytes(b'{"input_text": "x"}\n\x00\x01binary')
+    _tab(page, "Batch")
+    _upload_listed(page, "batch-files", [str(tasks)])
+    page.locator("#batch-run").click()
+    toast = page.get_by_text("binary data (NUL byte").first
+    toast.wait_for()
+    text = toast.inner_text()
+    assert "tasks.jsonl" in text and str(ui.tmp) not in text and "/tmp" not in text, text
+
+
 def test_dictionary_voices_and_system_tabs(page, ui, dev_manifest):
     # Dictionary: add an entry, preview shows it, the file on disk has it
     _tab(page, "Dictionary")

@@ -8,9 +8,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from fedtts.train.tuner import FitConfig, feature_stats, fit_tuner, tuner_loss
 from fedtts.voice.bank import StyleBank, default_bank
 from fedtts.voice.tuner import N_FEATURES, TunerWeights, VoiceTuner, stock_prior
-from fedtts.voice.tuner_train import FitConfig, feature_stats, fit_tuner, tuner_loss
 
 
 def _bank() -> StyleBank:

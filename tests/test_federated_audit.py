@@ -130,7 +130,7 @@ def test_run_audit_checks_inputs():
 
 def test_attack_on_real_fit_tuner_updates():
     """The real local step (Adam on the tuner): the update still points at the speaker."""
-    tt = pytest.importorskip("fedtts.voice.tuner_train")
+    tt = pytest.importorskip("fedtts.train.tuner")
     from fedtts.federated.audit import fit_tuner_update_fn
     from fedtts.voice.tuner import TunerWeights
 

@@ -9,6 +9,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from fedtts.federated.config import FLConfig
 from fedtts.federated.model import (
     SUBSPACE_DIMS,
     _subspace,
@@ -62,7 +63,7 @@ def test_client_refuses_a_start_model_with_other_frozen_arrays(tmp_path):
     from fedtts.federated.model import StartModelMismatch
 
     w0 = load_start_model("")
-    good = {"start-model": "", "start-sha256": frozen_digest(w0), "local-epochs": 2, "lr": 0.01}
+    good = FLConfig(local_epochs=2, lr=0.01).fit_instructions(1, frozen_digest(w0)).to_config()
     assert frozen_digest(start_model(good)) == frozen_digest(w0)
     other = replace(w0, w_t=w0.w_t * 1.01).save(tmp_path / "other.npz")
     with pytest.raises(StartModelMismatch, match="refusing"):

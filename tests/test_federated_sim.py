@@ -7,6 +7,10 @@ Real enrollment (each client's own clips), real `fit_tuner`, real server-side `e
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -90,3 +94,35 @@ def test_simulation_secagg_dp_dropout_and_restart(tmp_path, monkeypatch, enrollm
     assert row["round"] == 3 and row["dp_rounds"] == 3 and row["epsilon"] > rows[1]["epsilon"]
     latest = reg.list()[-1]
     assert latest.version == 4 and latest.parent == 3
+
+
+def test_cli_prints_every_round_row_and_one_line_per_dropout(tmp_path, enrollment_ready, train_manifest):
+    """`fedtts fl simulate --no-progress` through the real CLI: a round in which every device drops (no
+    new model, the current one kept), then a round with one dropout. Each dropout is one line, never a
+    Ray traceback, and the table has both rows (as each round ends, and at the end)."""
+    # seed 165, p 0.5: devices 0-3 all drop in round 1, device 1 in round 2
+    assert [[i for i in range(4) if np.random.default_rng([165, r, i]).random() < 0.5] for r in (1, 2)] == [
+        [0, 1, 2, 3],
+        [1],
+    ]
+    env = {**os.environ, "FEDTTS_DATA_DIR": str(tmp_path / "device"), "OPENBLAS_NUM_THREADS": "1"}
+    argv = "fl simulate --clients 4 --rounds 2 --no-progress --dropout 0.5 --seed 165 --min-fit-clients 2"
+    argv += f" --fraction 1.0 --eval-every 0 --local-epochs 1 --round-timeout 120 --out {tmp_path / 'run'}"
+    proc = subprocess.run(
+        [sys.executable, "-m", "fedtts.app.cli", *argv.split()],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    assert "Traceback" not in out
+    drops = re.findall(r"client failed: SimulatedDropout: node (\d) dropped out of round (\d)", out)
+    assert sorted(drops) == [("0", "1"), ("1", "1"), ("1", "2"), ("2", "1"), ("3", "1")]
+    assert out.count("dropped out of round") == 5  # one line each
+    assert out.count("round  ver ok/sampled") == 2  # live table, then the summary
+    assert len(re.findall(r"^1\s+1\s+0/4\s+4\s+0\s", proc.stdout, re.MULTILINE)) == 2  # all dropped: v1 kept
+    assert len(re.findall(r"^2\s+2\s+3/4\s+1\s+0\s", proc.stdout, re.MULTILINE)) == 2
+    reg = VersionRegistry(tmp_path / "run" / "models")
+    assert [v.version for v in reg.list()] == [1, 2] and reg.current() == 2

@@ -177,21 +177,11 @@ def _context(features: np.ndarray, style: np.ndarray) -> Context:
 
 
 def _fit_config(mode: str, **kw) -> dict:
+    """What the server sends for round 1 (every FitKey: devices refuse an incomplete fit config)."""
     from fedtts.federated.model import frozen_digest, load_start_model
 
-    cfg = {
-        "fedtts-round": 1,
-        "local-epochs": 3,
-        "lr": 0.05,
-        "seed": 0,
-        "fedtts-dp": mode,
-        "clip": 0.05,
-        "local-epsilon": 5.0,
-        "local-delta": 1e-5,
-        "uniform-weight": mode != "off",
-        "start-model": "",
-        "start-sha256": frozen_digest(load_start_model("")),
-    }
+    run = FLConfig(local_epochs=3, lr=0.05, seed=0, dp=mode, clip=0.05, local_epsilon=5.0, local_delta=1e-5)
+    cfg = run.fit_instructions(1, frozen_digest(load_start_model(""))).to_config()
     cfg.update(kw)
     return cfg
 

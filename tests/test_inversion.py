@@ -53,7 +53,9 @@ def test_inversion_raises_similarity(dev_manifest, tmp_path):
     assert min(res.curve[1:]) < res.curve[0]
     assert res.similarity_end > res.similarity_start
     assert res.pack.shape == (510, 256) and np.isfinite(res.pack).all()
-    assert res.voice("t").style_for(10).shape == (256,)
+    from fedtts.voice.profile import Voice
+
+    assert Voice(name="t", pack=res.pack).style_for(10).shape == (256,)  # usable as a voice pack
 
     # The returned style, rendered afresh with its own predicted durations, is closer to the target.
     enc = ge2e()

@@ -100,9 +100,13 @@ class _CountingEngine:
     def tokenize(self, phonemes):
         return self.inner.tokenize(phonemes)
 
-    def infer(self, tokens, style, speed=1.0):
+    @property
+    def vocab(self):
+        return self.inner.vocab
+
+    def infer_timed(self, tokens, style, speed=1.0):
         self.calls += 1
-        return self.inner.infer(tokens, style, speed)
+        return self.inner.infer_timed(tokens, style, speed)
 
 
 def _workers() -> list[threading.Thread]:

@@ -47,8 +47,8 @@ def plain_engine():
 @pytest.mark.parametrize("pack", PACKS)
 def test_parity_with_onnx(plain_engine, tmodel, pack, lang):
     engine = plain_engine
-    from fedtts.engine.torch_asr import error_rate, transcribe
     from fedtts.engine.torch_parity import compare, onnx_reference
+    from fedtts.eval.torch_asr import error_rate, transcribe
     from fedtts.voice.profile import stock_voice
 
     text, phonemes = SENTENCES[lang]

@@ -25,6 +25,7 @@ import soundfile as sf
 
 from fedtts.pipeline.audio_io import atomic_path, write_audio
 from fedtts.pipeline.synth import SynthesisOptions, Synthesizer
+from fedtts.pipeline.timing import SUBTITLE_FORMATS, write_subtitles
 
 __all__ = [
     "BatchConfig",
@@ -65,9 +66,14 @@ class BatchConfig:
     overwrite: bool = False
     zip: bool = False
     progress: bool = True
+    subtitles: str | None = None  # "srt" | "vtt": one word-timed subtitle file beside each output
 
     def validate(self) -> BatchConfig:
         self.tasks, self.out_dir = Path(self.tasks), Path(self.out_dir)
+        if self.subtitles is not None and self.subtitles not in SUBTITLE_FORMATS:
+            raise BatchError(
+                f"subtitles must be one of {', '.join(SUBTITLE_FORMATS)}, got {self.subtitles!r}"
+            )
         if self.tasks.is_dir():
             raise BatchError(f"task file {self.tasks} is a folder, not a JSONL file")
         if not self.tasks.is_file():
@@ -311,8 +317,13 @@ def run_batch(cfg: BatchConfig, synthesizer: Synthesizer | None = None) -> Batch
                 "prompt": str(item.prompt) if item.prompt else None,
                 "wav": wav.name,
             }
+            subs = cfg.out_dir / f"{item.name}.{cfg.subtitles}" if cfg.subtitles else None
+            if subs is not None:
+                row["subtitles"] = subs.name
             try:
                 broken = incomplete_audio(wav) if wav.exists() and not cfg.overwrite else None
+                if not broken and subs is not None and wav.exists() and not subs.is_file():
+                    broken = f"no {subs.name}"
                 if broken:
                     _say(f"{cfg.tasks}:{item.line}: existing {wav} is incomplete ({broken}): making it again")
                 if wav.exists() and not cfg.overwrite and not broken:
@@ -323,6 +334,8 @@ def run_batch(cfg: BatchConfig, synthesizer: Synthesizer | None = None) -> Batch
                     voice = voice_for(item)
                     t0 = time.perf_counter()
                     res = synth.synthesize(item.text, voice, opts)
+                    if subs is not None:  # before the audio: an output that exists is a finished item
+                        write_subtitles(subs, res.words)
                     write_audio(wav, res.audio, res.sample_rate)
                     report.compute_s += time.perf_counter() - t0
                     report.audio_s += res.duration_s
@@ -343,7 +356,8 @@ def run_batch(cfg: BatchConfig, synthesizer: Synthesizer | None = None) -> Batch
         bar.close()
         _write_jsonl(cfg.out_dir / TEXT_COMPARE, entries)
     if cfg.zip:
-        report.zip_path = _zip(cfg.out_dir, [e["wav"] for e in entries if e.get("status") in _WRITTEN])
+        written = [e for e in entries if e.get("status") in _WRITTEN]
+        report.zip_path = _zip(cfg.out_dir, [n for e in written for n in (e["wav"], e.get("subtitles")) if n])
     rtf = report.compute_s / report.audio_s if report.audio_s else 0.0
     print(
         f"batch: {report.done} done"

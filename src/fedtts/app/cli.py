@@ -229,6 +229,7 @@ def _read_text(text: str) -> str:
 
 def cmd_say(args: argparse.Namespace) -> int:
     from fedtts.pipeline.audio_io import AudioFormatError, format_for_path, write_audio
+    from fedtts.pipeline.timing import subtitle_format, write_subtitles
 
     text = _read_text(args.text)
     if not text.strip():
@@ -246,6 +247,11 @@ def cmd_say(args: argparse.Namespace) -> int:
     out = args.out
     if out != "-":
         fmt = _out_format(out, format_for_path, AudioFormatError)
+    if args.subtitles:
+        try:
+            subtitle_format(args.subtitles)
+        except ValueError as e:
+            raise CliError(f"--subtitles {e}", 2) from None
     options = options_from_args(args)
     if args.refine and not args.ref:
         raise CliError("--refine needs --ref CLIP", 2)
@@ -258,7 +264,7 @@ def cmd_say(args: argparse.Namespace) -> int:
     synth = make_synthesizer(args)
     t0 = time.perf_counter()
     if args.stream:
-        n, dur = _say_stream(synth, text, voice, options, out, fmt if out != "-" else "pcm")
+        n, dur, words = _say_stream(synth, text, voice, options, out, fmt if out != "-" else "pcm")
     else:
         result = _synthesize_with_progress(synth, text, voice, options, quiet=args.quiet)
         if out == "-":
@@ -268,7 +274,9 @@ def cmd_say(args: argparse.Namespace) -> int:
             sys.stdout.buffer.flush()
         else:
             write_audio(out, result.audio, result.sample_rate)
-        n, dur = len(result.chunks), result.duration_s
+        n, dur, words = len(result.chunks), result.duration_s, result.words
+    if args.subtitles:
+        write_subtitles(args.subtitles, words)
     dt = time.perf_counter() - t0
     if args.quiet:
         return 0
@@ -278,6 +286,8 @@ def cmd_say(args: argparse.Namespace) -> int:
         f"voice {voice.name}, {dt:.2f} s (RTF {dt / max(dur, 1e-9):.2f})",
         file=sys.stderr,
     )
+    if args.subtitles:
+        print(f"wrote {args.subtitles}: {len(words)} timed words", file=sys.stderr)
     return 0
 
 
@@ -303,69 +313,57 @@ def _synthesize_with_progress(synth, text: str, voice, options, quiet: bool = Fa
     """``synth.synthesize``, with a tqdm bar (ETA) on stderr for long texts: minutes are not silent."""
     if quiet or len(text) < PROGRESS_MIN_CHARS:
         return synth.synthesize(text, voice, options)
-    import dataclasses
-
-    import numpy as np
     from tqdm import tqdm
 
-    from fedtts.pipeline import SynthesisResult
-
     total = sum(1 for c in text if not c.isspace())
-    t0 = time.perf_counter()
-    audios, chunks = [], []
-    last_text = None
+    last_text = [None]
     with tqdm(total=total, unit="char", desc="say", file=sys.stderr, dynamic_ncols=True) as bar:
-        for chunk in synth.stream(text, voice, options):
-            audios.append(chunk.audio)
-            chunks.append(dataclasses.replace(chunk, audio=np.zeros(0, dtype=np.float32)))
-            if chunk.text != last_text:  # the pieces of one long segment share its text
+
+        def advance(chunk) -> None:
+            if chunk.text != last_text[0]:  # the pieces of one long segment share its text
                 bar.update(min(sum(1 for c in chunk.text if not c.isspace()), total - bar.n))
-                last_text = chunk.text
+                last_text[0] = chunk.text
+
+        result = synth.synthesize(text, voice, options, on_chunk=advance)
         bar.update(total - bar.n)
-    return SynthesisResult(
-        audio=np.concatenate(audios).astype(np.float32),
-        sample_rate=int(options.sample_rate),
-        chunks=chunks,
-        voice=str(getattr(voice, "name", "")),
-        compute_s=time.perf_counter() - t0,
-        first_chunk_s=chunks[0].since_start_s if chunks else 0.0,
-    )
+    return result
 
 
-def _say_stream(synth, text, voice, options, out: str, fmt: str) -> tuple[int, float]:
-    """Write chunks as they come: raw PCM to stdout, or progressively into ``OUT.part`` → ``OUT``."""
+def _say_stream(synth, text, voice, options, out: str, fmt: str) -> tuple[int, float, list]:
+    """Write chunks as they come: raw PCM to stdout, or progressively into ``OUT.part`` → ``OUT``.
+    Returns (chunks, seconds of audio, word timings from the start)."""
     import numpy as np
 
     from fedtts.pipeline.audio_io import atomic_path, to_int16, write_audio
+    from fedtts.pipeline.timing import Timeline
 
-    n, dur = 0, 0.0
+    timeline = Timeline()
+    counted = [0, 0.0]
+
+    def chunks():
+        for chunk in synth.stream(text, voice, options):
+            timeline.add(chunk)
+            counted[0], counted[1] = counted[0] + 1, counted[1] + chunk.duration_s
+            _report_chunk(chunk)
+            yield chunk
+
     if out == "-":
         stdout = sys.stdout.buffer
-        for chunk in synth.stream(text, voice, options):
+        for chunk in chunks():
             stdout.write(to_int16(chunk.audio).tobytes())
             stdout.flush()
-            n, dur = n + 1, dur + chunk.duration_s
-            _report_chunk(chunk)
-        return n, dur
-    if fmt in ("wav", "flac"):
+    elif fmt in ("wav", "flac"):
         import soundfile as sf
 
         with atomic_path(out) as tmp:
             sub = "PCM_16"
             with sf.SoundFile(tmp, "w", options.sample_rate, 1, format=fmt.upper(), subtype=sub) as f:
-                for chunk in synth.stream(text, voice, options):
+                for chunk in chunks():
                     f.write(np.clip(chunk.audio, -1, 1))
                     f.flush()  # header updated: the partial file is playable
-                    n, dur = n + 1, dur + chunk.duration_s
-                    _report_chunk(chunk)
-        return n, dur
-    parts = []
-    for chunk in synth.stream(text, voice, options):
-        parts.append(chunk.audio)
-        n, dur = n + 1, dur + chunk.duration_s
-        _report_chunk(chunk)
-    write_audio(out, np.concatenate(parts), options.sample_rate)
-    return n, dur
+    else:
+        write_audio(out, np.concatenate([c.audio for c in chunks()]), options.sample_rate)
+    return counted[0], counted[1], timeline.words
 
 
 def _report_chunk(chunk) -> None:
@@ -409,12 +407,69 @@ def cmd_batch(args: argparse.Namespace) -> int:
         voice=args.voice,
         overwrite=args.overwrite,
         zip=args.zip,
+        subtitles=args.subtitles,
     )
     try:
         report = run_batch(cfg.validate(), synthesizer=make_synthesizer(args))
     except BatchError as e:
         raise CliError(str(e), 2) from e
     return 0 if report.ok else 1
+
+
+def cmd_book(args: argparse.Namespace) -> int:
+    """An audiobook: one audio + subtitle file per chapter, then one M4B/MP3 with chapter marks.
+    Exit 2 for an unreadable book or option (nothing is made); a second run resumes."""
+    from tqdm import tqdm
+
+    from fedtts.pipeline.book import BookConfig, BookError, read_book, render_book
+
+    options = options_from_args(args)
+    subtitles = None if args.subtitles == "none" else args.subtitles
+    cfg = BookConfig(
+        book=Path(args.book),
+        out_dir=Path(args.out_dir),
+        options=options,
+        book_format=args.format,
+        subtitles=subtitles,
+    )
+    try:
+        cfg.validate()
+        chapters = read_book(cfg.book)
+    except BookError as e:
+        raise CliError(str(e), 2) from e
+    cfg.voice = shape_voice(resolve_voice(args.voice, None, None), args)
+    chars = sum(len(c.text) for c in chapters)
+    if not args.quiet:
+        print(f"book: {cfg.book.name}: {len(chapters)} chapters, {chars} characters", file=sys.stderr)
+    bar = (
+        None
+        if args.quiet
+        else tqdm(total=chars, unit="char", desc="book", file=sys.stderr, dynamic_ncols=True)
+    )
+
+    def progress(done: int, total: int, title: str) -> None:
+        if bar is not None:
+            bar.set_postfix_str(title[:30], refresh=False)
+            bar.update(max(0, done - bar.n))
+
+    try:
+        report = render_book(
+            cfg, make_synthesizer(args), progress=progress, say=lambda m: print(m, file=sys.stderr)
+        )
+    except BookError as e:
+        raise CliError(str(e), 1) from e
+    finally:
+        if bar is not None:
+            bar.close()
+    if not args.quiet:
+        rtf = report.compute_s / report.audio_s if report.audio_s else 0.0
+        print(
+            f"book: {report.done} chapters made, {report.skipped} already there (of {report.chapters}); "
+            f"{report.audio_s / 60:.1f} min of audio made, RTF {rtf:.2f}; "
+            + (f"book {report.book_file}" if report.book_file else f"files in {cfg.out_dir}"),
+            file=sys.stderr,
+        )
+    return 0
 
 
 def cmd_cache(args: argparse.Namespace) -> int:
@@ -497,6 +552,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", "-o", default="out.wav", help="output .wav/.flac/.mp3/.opus, or - for raw PCM")
     p.add_argument("--stream", action="store_true", help="write chunks as they are ready; timing on stderr")
     p.add_argument(
+        "--subtitles", default=None, metavar="FILE.srt|FILE.vtt", help="also write word-timed subtitles"
+    )
+    p.add_argument(
         "--quiet", "-q", action="store_true", help="no progress bar nor summary line (warnings/errors stay)"
     )
     p.add_argument("--max-chars", type=int, default=MAX_SAY_CHARS, help="refuse longer texts (0 = no limit)")
@@ -539,8 +597,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", "--out_dir", required=True, help="output folder")
     p.add_argument("--zip", action="store_true", help="also pack the outputs into OUT_DIR.zip")
     p.add_argument("--overwrite", action="store_true", help="redo items whose output already exists")
+    p.add_argument(
+        "--subtitles", choices=("srt", "vtt"), default=None, help="also write ITEM.srt|.vtt with word timings"
+    )
     add_synthesis_args(p)
     p.set_defaults(func=cmd_batch)
+
+    p = sub.add_parser(
+        "book", help="an audiobook from .txt/.md/.epub: a file per chapter and an M4B/MP3 with chapters"
+    )
+    p.add_argument(
+        "book", help="the book: .txt (chapters at 'Chapter …'/'第…章' lines), .md (headings), .epub"
+    )
+    p.add_argument("--out-dir", "--out_dir", required=True, help="output folder (a second run resumes)")
+    p.add_argument(
+        "--format", choices=("m4b", "mp3", "none"), default="m4b", help="the joined book (default m4b)"
+    )
+    p.add_argument(
+        "--subtitles", choices=("srt", "vtt", "none"), default="srt", help="a subtitle file per chapter"
+    )
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar nor summary")
+    add_synthesis_args(p)
+    p.set_defaults(func=cmd_book)
 
     p = sub.add_parser("cache", help="front-end cache: info | clear")
     p.add_argument("action", choices=("info", "clear"))
@@ -594,6 +672,7 @@ def _expected_errors() -> tuple[tuple[type, ...], tuple[type, ...]]:
         ("fedtts.voice.reference", "ReferenceError"),
         ("fedtts.pipeline.synth", "SynthesisError"),
         ("fedtts.pipeline.audio_io", "AudioFormatError"),
+        ("fedtts.pipeline.book", "BookError"),
     ]:
         m = sys.modules.get(mod)
         if m is not None and hasattr(m, name):

@@ -133,7 +133,7 @@ def _cmd_import(args: argparse.Namespace) -> int:
 
 
 def _cmd_train_tuner(args: argparse.Namespace) -> int:
-    from fedtts.voice.tuner_train import main as fit_main
+    from fedtts.train.tuner import main as fit_main
 
     return fit_main(args)
 
@@ -141,7 +141,7 @@ def _cmd_train_tuner(args: argparse.Namespace) -> int:
 def _cmd_train_bank(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from fedtts.voice.bank import BANK_FILE, BankConfig, build_bank
+    from fedtts.train.bank import BANK_FILE, BankConfig, build_bank
 
     out = Path(args.out) if args.out else Path(__file__).resolve().parents[1] / "data" / BANK_FILE
     t0 = time.perf_counter()
@@ -302,7 +302,7 @@ def _spectrum_args(p: argparse.ArgumentParser) -> None:
 def _cmd_train_spectrum(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from fedtts.voice.spectral_match import SPECTRUM_FILE, train_render_spectrum
+    from fedtts.train.spectrum import SPECTRUM_FILE, train_render_spectrum
 
     out = Path(args.out) if args.out else Path(__file__).resolve().parents[1] / "data" / SPECTRUM_FILE
     t0 = time.perf_counter()

@@ -8,6 +8,7 @@ Retry-After from the job gate, Bearer key from ``FEDTTS_API_KEY``, files only fr
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hmac
 import json
@@ -57,7 +58,9 @@ class SpeechBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: str = Field(MODEL_ID, description=f"one of {', '.join(MODEL_IDS)}")
-    input: str = Field(..., description="text to speak (Mandarin, English or mixed)")
+    input: str = Field(
+        ..., description="text to speak (Mandarin, English or mixed); SSML when it starts with <speak>"
+    )
     voice: str = Field(
         DEFAULT_VOICE,
         description="stock voice, saved profile, blend 'jf_alpha:0.7,jm_kumo:0.3', or an OpenAI name "
@@ -77,6 +80,11 @@ class SpeechBody(BaseModel):
     sample_rate: Literal[24000, 32000] = 24000
     seed: int | None = Field(None, ge=0, lt=2**32)
     phoneme: bool = Field(False, description="apply the pronunciation dictionary")
+    timestamps: bool = Field(
+        False,
+        description="answer JSON {audio (base64), audio_format, sample_rate, timestamps: [{word, "
+        "start_time, end_time}]} (Kokoro-FastAPI's captioned speech; Mandarin words list their characters)",
+    )
     save: bool = Field(False, description="also save the result in the server's output folder")
     instructions: str | None = Field(None, description="accepted for OpenAI compatibility; ignored")
     stream_format: str | None = Field(None, description="accepted for OpenAI compatibility; ignored")
@@ -295,6 +303,13 @@ def _speech_routes(r: APIRouter, svc: TTSService) -> None:
                 "unsupported_format",
                 "response_format",
             )
+        if body.stream and body.timestamps:
+            raise ServiceError(
+                "timestamps need stream=false (the JSON answer carries the whole audio)",
+                400,
+                "invalid_request",
+                "timestamps",
+            )
         if body.stream and fmt not in STREAM_FORMATS:
             raise ServiceError(
                 f"streaming is available for {', '.join(STREAM_FORMATS)}; '{fmt}' needs stream=false",
@@ -315,11 +330,14 @@ def _speech_routes(r: APIRouter, svc: TTSService) -> None:
         ticket = svc.gate.enter()  # 503 + Retry-After here, before any work
         try:
             if not body.stream:
-                audio, sr, chunks = await run_in_threadpool(svc.synthesize, req, ticket, deadline)
+                result = await run_in_threadpool(svc.synthesize, req, ticket, deadline)
+                audio, sr = result.audio, result.sample_rate
                 data, saved = await run_in_threadpool(
                     _encode_and_save, svc, audio, sr, fmt, body.save, body.voice
                 )
                 headers = _headers(sr, len(audio) / sr, saved)
+                if body.timestamps:
+                    return JSONResponse(_captioned(data, fmt, result), headers=headers)
                 return Response(data, media_type=MEDIA_TYPES[fmt], headers=headers)
             gen = svc.stream(req, ticket, deadline)
             first = await run_in_threadpool(next, gen)  # bad text/voice → a real 4xx, not a broken stream
@@ -361,6 +379,16 @@ def _to_request(svc: TTSService, body: SpeechBody) -> SpeechRequest:
         seed=body.seed,
         use_phoneme=bool(body.phoneme),
     )
+
+
+def _captioned(data: bytes, fmt: str, result) -> dict:
+    return {
+        "audio": base64.b64encode(data).decode("ascii"),
+        "audio_format": fmt,
+        "sample_rate": result.sample_rate,
+        "duration": round(result.duration_s, 3),
+        "timestamps": [w.as_dict() for w in result.words],
+    }
 
 
 def _looks_like_voice(svc: TTSService, v: str) -> bool:

@@ -12,7 +12,6 @@ import base64
 import binascii
 import contextlib
 import ctypes
-import dataclasses
 import gc
 import importlib.util
 import logging
@@ -32,6 +31,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from fedtts.pipeline.synth import collect
 
 __all__ = [
     "DEFAULT_VOICE",
@@ -507,7 +508,9 @@ class TTSService:
 
             fcfg = FrontendConfig(dict_path=Path(self.config.dict_path))
         ecfg = EngineConfig(threads=self.config.threads).validate()
-        return Synthesizer(engine_config=ecfg, frontend_config=fcfg, engine=engine)
+        synth = Synthesizer(engine_config=ecfg, frontend_config=fcfg, engine=engine)
+        synth.voice_resolver = self.resolve_voice  # SSML <voice name>: same names and aliases as "voice"
+        return synth
 
     def model_loaded(self) -> bool:
         synth = self._synth
@@ -903,12 +906,8 @@ class TTSService:
             raise ServiceError(str(e), 400, "invalid_input", "input") from e
 
     def synthesize(self, req: SpeechRequest, ticket: Ticket | None = None, deadline: float | None = None):
-        """(audio, sample_rate, chunks-without-audio) for the whole request."""
-        audios, meta = [], []
-        for ch in self.stream(req, ticket, deadline):
-            audios.append(ch.audio)
-            meta.append(dataclasses.replace(ch, audio=np.zeros(0, np.float32)))
-        return np.concatenate(audios).astype(np.float32), int(req.sample_rate), meta
+        """The whole request as one ``SynthesisResult`` (audio, chunk metadata, word timestamps)."""
+        return collect(self.stream(req, ticket, deadline), int(req.sample_rate), str(req.voice or ""))
 
     def save_output(self, audio: np.ndarray, sr: int, stem: str, fmt: str = "wav") -> Path:
         from fedtts.pipeline.audio_io import write_audio
@@ -1113,14 +1112,21 @@ class TTSService:
         except VersionError as e:
             return {"available": False, "message": str(e)}
         cur = next((v for v in versions if v.version == current), None)
+        # privacy is spent by every round, also one whose model the release gate rejected
+        spent = max((v for v in versions if v.epsilon is not None), key=lambda v: v.epsilon, default=cur)
         return {
             "available": True,
             "registry": str(root),
             "current": current,
-            "epsilon": cur.epsilon if cur else None,
-            "delta": cur.delta if cur else None,
+            "epsilon": spent.epsilon if spent else None,
+            "delta": spent.delta if spent else None,
             "history": [
                 {"version": v.version, "epsilon": v.epsilon, "created": v.created, **_numeric(v.metrics)}
+                for v in versions
+            ],
+            # the release gate's verdict on each version and why (rejected ones are never current)
+            "versions": [
+                {"version": v.version, "parent": v.parent, "status": v.status, "reason": v.reason}
                 for v in versions
             ],
         }

@@ -26,6 +26,7 @@ from fedtts.app.service import (  # noqa: E402
     SpeechRequest,
     TTSService,
 )
+from fedtts.pipeline.timing import Timeline, write_subtitles  # noqa: E402
 
 __all__ = ["build_ui", "launch"]
 
@@ -81,7 +82,8 @@ def _synthesis_tab(svc: TTSService, voice_dds: list) -> None:
             text = gr.Textbox(
                 label="Text to speak",
                 lines=6,
-                placeholder="Type Mandarin, English or both. 你好，欢迎使用 fedtts。",
+                placeholder="Type Mandarin, English or both. 你好，欢迎使用 fedtts。 "
+                "SSML: start with <speak> (docs/ssml.md).",
                 elem_id="text",
             )
             counter = gr.Markdown(f"0 / {max_chars} characters", elem_id="char-counter")
@@ -140,7 +142,13 @@ def _synthesis_tab(svc: TTSService, voice_dds: list) -> None:
                 buttons=["download"],
                 elem_id="result-audio",
             )
-            result_file = gr.File(label="Download", interactive=False, elem_id="result-file")
+            result_file = gr.File(
+                label="Download (audio and its .srt subtitles)",
+                file_count="multiple",
+                interactive=False,
+                elem_id="result-file",
+            )
+            word_times = gr.Markdown("", elem_id="word-times")
             status = gr.Markdown("", elem_id="synth-status")
             phonemes = gr.Textbox(
                 label="How it is read (per sentence)", lines=8, interactive=False, elem_id="phonemes"
@@ -180,18 +188,28 @@ def _synthesis_tab(svc: TTSService, voice_dds: list) -> None:
 
         t0 = time.perf_counter()
         parts, meta = [], []
+        timeline = Timeline()
         try:
             for ch in svc.stream(req):
                 parts.append(ch.audio)
                 meta.append(ch)
+                timeline.add(ch)
                 done = sum(len(p) for p in parts) / ch.sample_rate
                 msg = f"sentence {ch.index + 1} ready after {ch.since_start_s:.1f} s ({done:.1f} s of audio so far)"
-                yield (ch.sample_rate, to_int16(ch.audio)), _segments_text(meta), msg, gr.skip(), gr.skip()
+                yield (
+                    (ch.sample_rate, to_int16(ch.audio)),
+                    _segments_text(meta),
+                    msg,
+                    gr.skip(),
+                    gr.skip(),
+                    _words_text(timeline.words),
+                )
         except ServiceError as e:
             raise _err(e) from e
         audio = np.concatenate(parts)
         stem = "clone" if req.reference else (req.voice or "speech").split(":")[0].split(",")[0]
         path = svc.save_output(audio, req.sample_rate, stem)
+        subs = write_subtitles(path.with_suffix(".srt"), timeline.words)
         dt = time.perf_counter() - t0
         dur = len(audio) / req.sample_rate
         how = req.extra.get("voice", "")
@@ -202,7 +220,14 @@ def _synthesis_tab(svc: TTSService, voice_dds: list) -> None:
             f"saved **{path.name}**: {dur:.1f} s of audio in {dt:.1f} s (RTF {dt / max(dur, 1e-9):.2f}); "
             f"voice {how}{warns}"
         )
-        yield gr.skip(), _segments_text(meta), msg, str(path), str(path)
+        yield (
+            gr.skip(),
+            _segments_text(meta),
+            msg,
+            str(path),
+            [str(path), str(subs)],
+            _words_text(timeline.words),
+        )
 
     generate.click(
         run,
@@ -220,9 +245,21 @@ def _synthesis_tab(svc: TTSService, voice_dds: list) -> None:
             pitch,
             expressive,
         ],
-        [stream_audio, phonemes, status, result_audio, result_file],
+        [stream_audio, phonemes, status, result_audio, result_file, word_times],
         concurrency_id="synthesis",
     )
+
+
+def _public(e: Exception, job: Path) -> str:
+    """An error's message with the server's upload folder left out (the user knows their file names)."""
+    return str(e).replace(f"{job}{os.sep}", "").replace(str(job), ".")
+
+
+def _words_text(words) -> str:
+    """The spoken words with their start times, shown under the player."""
+    if not words:
+        return ""
+    return "**Words** (start, s): " + " · ".join(f"`{w.start_s:.2f}` {w.text}" for w in words)
 
 
 # ---------------------------------------------------------------------- dictionary tab
@@ -374,7 +411,7 @@ def _batch_tab(svc: TTSService, voice_dds: list) -> None:
     def run(paths, v, sr, sp, use):
         import json
 
-        from fedtts.app.batch import TEXT_COMPARE, parse_tasks
+        from fedtts.app.batch import TEXT_COMPARE, BatchError, parse_tasks
 
         if not paths:
             raise gr.Error("upload a task JSONL (with its clips) or a ZIP first")
@@ -386,7 +423,10 @@ def _batch_tab(svc: TTSService, voice_dds: list) -> None:
             svc.check_voice_spec(v or DEFAULT_VOICE)
         except ServiceError as e:
             raise _err(e) from e
-        items = parse_tasks(tasks)
+        try:
+            items = parse_tasks(tasks)
+        except BatchError as e:  # an unusable task file: say what is wrong with it, not "Error"
+            raise gr.Error(_public(e, job)) from e
         base: dict[int, list] = {}
         for it in items:
             if isinstance(it, tuple):
@@ -415,7 +455,11 @@ def _batch_tab(svc: TTSService, voice_dds: list) -> None:
             yield f"running: {n} of {total} done", list(base.values()), gr.skip()
         if "error" in result:
             e = result["error"]
-            raise _err(e) if isinstance(e, ServiceError) else gr.Error(f"batch failed: {e}")
+            if isinstance(e, ServiceError):
+                raise _err(e)
+            raise gr.Error(
+                _public(e, job) if isinstance(e, BatchError) else f"batch failed: {_public(e, job)}"
+            )
         report = result["report"]
         compare = out_dir / TEXT_COMPARE
         if compare.is_file():
@@ -599,6 +643,10 @@ def _system_tab(svc: TTSService):
             f"- current global model: **v{f['current']}**\n- privacy spent: **ε = {eps}** "
             f"(δ = {f['delta']})\n- versions: {len(f['history'])} in `{f['registry']}`"
         )
+        rejected = [v for v in f.get("versions", []) if v["status"] == "rejected"]
+        ft += f"\n- release gate: {len(rejected)} version(s) rejected (never made current)"
+        for v in rejected[-3:]:
+            ft += f"\n  - v{v['version']} (from v{v['parent']}): {v['reason']}"
         return vt, s, ft, gr.update(value=_fed_plot(f["history"]), visible=True)
 
     def do_clear():

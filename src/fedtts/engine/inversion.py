@@ -7,14 +7,14 @@ feasibility study asked for because the optimiser can fool the speaker model —
 render must stay as periodic as at the start) and the long-term spectral envelope. Durations are
 fixed per text (predicted once with the start style) so steps are not disturbed by rounding jumps.
 
-Always judge the result with a measure that was not optimised (:func:`evaluate_style` reports
-MFCC-statistics similarity, envelope distance, voicing and Whisper error beside Resemblyzer).
+Always judge the result with a measure that was not optimised
+(:func:`fedtts.train.inversion.evaluate_style` reports MFCC-statistics similarity, envelope distance,
+voicing and Whisper error beside Resemblyzer; ``python -m fedtts.train.inversion`` runs that check).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -40,7 +40,6 @@ __all__ = [
     "StylePrior",
     "style_prior",
     "invert_style",
-    "evaluate_style",
 ]
 
 log = logging.getLogger(__name__)
@@ -110,11 +109,6 @@ class InversionResult:
     similarity_end: float = 0.0  # … best-objective step's render
     steps: int = 0
     seconds: float = 0.0
-
-    def voice(self, name: str = "inverted"):
-        from fedtts.voice.profile import Voice
-
-        return Voice(name=name, pack=self.pack, meta={"kind": "inverted", "steps": self.steps})
 
 
 # ------------------------------------------------------------------------------------ targets
@@ -266,116 +260,3 @@ def invert_style(
         steps=cfg.steps,
         seconds=time.perf_counter() - t0,
     )
-
-
-# ---------------------------------------------------------------------------------- evaluation
-def evaluate_style(
-    pack: np.ndarray,
-    heldout_clips: Sequence,
-    texts: Sequence[tuple[str, str]],
-    lang: str = "en",
-    background: np.ndarray | None = None,
-    engine=None,
-) -> dict[str, float]:
-    """Render ``texts`` ([(text, phonemes)]) with the int8 ONNX engine and the pack, and compare to
-    held-back recordings: Resemblyzer cosine (optimised), MFCC-statistics similarity and envelope
-    distance (not optimised), voiced fraction and median F0 (pYIN), Whisper error."""
-    from fedtts.engine import EngineConfig, KokoroEngine
-    from fedtts.engine.torch_asr import error_rate, transcribe
-    from fedtts.engine.torch_speaker import ltas, mfcc_similarity, mfcc_stats
-
-    engine = engine or KokoroEngine(EngineConfig(threads=2))
-    enc = ge2e()
-    refs = [_as_audio16k(c) for c in heldout_clips]
-    ref_emb = np.stack([enc.embed_numpy(a) for a in refs]).mean(0)
-    ref_emb /= np.linalg.norm(ref_emb)
-    ref_mfcc = np.stack([mfcc_stats(a) for a in refs]).mean(0)
-    ref_env = np.stack([ltas(a) for a in refs]).mean(0)
-    ref_pitch = [pitch_track(a, SR_EMB) for a in refs]
-    ref_f0 = np.concatenate([p[0] for p in ref_pitch])
-    out: dict[str, list[float]] = {
-        k: [] for k in ("ge2e", "mfcc", "envelope_db", "voiced", "f0_median", "asr_err")
-    }
-    for text, ph in texts:
-        ids = engine.tokenize(ph)
-        audio = engine.infer(ids, pack[min(len(ids), 510) - 1])
-        a16 = load_audio(audio, SR)
-        out["ge2e"].append(float(enc.embed_numpy(a16) @ ref_emb))
-        if background is not None:
-            out["mfcc"].append(mfcc_similarity(mfcc_stats(a16), ref_mfcc, background))
-        out["envelope_db"].append(float(np.sqrt(np.mean((ltas(a16) - ref_env) ** 2))))
-        f0, frac = pitch_track(a16, SR_EMB)
-        out["voiced"].append(frac)
-        out["f0_median"].append(float(np.median(f0)) if f0.size else 0.0)
-        out["asr_err"].append(error_rate(text, transcribe(audio, SR, lang), lang))
-    res = {k: float(np.mean(v)) for k, v in out.items() if v}
-    res["target_f0_median"] = float(np.median(ref_f0)) if ref_f0.size else 0.0
-    res["target_voiced"] = float(np.mean([p[1] for p in ref_pitch]))
-    return res
-
-
-# ----------------------------------------------------------------------------------- CLI check
-_EVAL_TEXTS = [
-    "The old bridge was closed for repairs last winter.",
-    "Could you send me the report before the meeting tomorrow?",
-    "Bright colors make the small kitchen feel much larger.",
-]
-_FIT_TEXTS = [
-    "She said the weather would be nice today.",
-    "We walked along the river until the sun went down.",
-    "Please remember to lock the door when you leave.",
-]
-
-
-def _espeak(text: str) -> str:
-    import subprocess
-
-    out = subprocess.run(
-        ["espeak-ng", "--ipa", "-q", "-v", "en-us", text], capture_output=True, text=True, check=True
-    )
-    return " ".join(out.stdout.split())
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Invert toward one dev speaker (prompt clip) and evaluate on its held-back clips."""
-    import argparse
-    import json
-
-    ap = argparse.ArgumentParser(description="style inversion check on a dev speaker")
-    ap.add_argument("--speaker", default="ls909")
-    ap.add_argument("--steps", type=int, default=60)
-    shared = os.environ.get("FEDTTS_SHARED", str(Path(__file__).resolve().parents[3].parent / "shared"))
-    ap.add_argument("--data", default=str(Path(shared) / "data" / "dev"))
-    args = ap.parse_args(argv)
-    root = Path(args.data)
-    rows = [json.loads(x) for x in (root / "manifest.jsonl").read_text().splitlines() if x.strip()]
-    mine = [r for r in rows if r["speaker"] == args.speaker]
-    fit = [str(root / r["path"]) for r in mine if r["role"] == "prompt"]
-    held = [str(root / r["path"]) for r in mine if r["role"] != "prompt"]
-    if not fit or not held:
-        print(f"speaker {args.speaker} needs a prompt clip and held-back clips in {root}")
-        return 2
-    others = [r for r in rows if r["lang"] == "en" and r["speaker"] != args.speaker]
-    from fedtts.engine.torch_model import load_torch_model
-    from fedtts.engine.torch_speaker import mfcc_stats
-
-    background = np.stack([mfcc_stats(load_audio(str(root / r["path"]))) for r in others])
-    model = load_torch_model()
-    prior = style_prior()
-    res = invert_style(
-        model, fit, [_espeak(t) for t in _FIT_TEXTS], InversionConfig(steps=args.steps), prior=prior
-    )
-    texts = [(t, _espeak(t)) for t in _EVAL_TEXTS]
-    start = evaluate_style(prior.pack(prior.mean), held, texts, background=background)
-    end = evaluate_style(res.pack, held, texts, background=background)
-    print(
-        f"speaker {args.speaker}: {args.steps} steps in {res.seconds:.0f} s; objective {res.curve[0]:.3f} -> {min(res.curve):.3f}"
-    )
-    print(f"{'held-back measure':<22}{'start':>10}{'end':>10}")
-    for k in start:
-        print(f"{k:<22}{start[k]:>10.3f}{end[k]:>10.3f}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

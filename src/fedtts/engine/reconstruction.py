@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from fedtts.eval.metrics import yin_f0
+from fedtts.base.dsp import yin_f0
 
 __all__ = [
     "ReconConfig",

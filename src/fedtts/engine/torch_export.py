@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from fedtts.engine.assets import fp32_model_path
 from fedtts.engine.kokoro_modules import KokoroNet
+from fedtts.engine.torch_model import load_torch_model
 
 __all__ = ["ExportableKokoro", "export_fp32_onnx", "fp32_onnx_path"]
 
@@ -129,8 +130,6 @@ def export_fp32_onnx(model=None, out: Path | None = None) -> Path:
     if out.is_file():
         return out
     if model is None:
-        from fedtts.engine.torch_model import load_torch_model
-
         model = load_torch_model()
     wrapper = ExportableKokoro(model.net).eval()
     tokens = torch.tensor([[0, *([50, 83, 156, 16] * 8), 0]], dtype=torch.long)

@@ -19,8 +19,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fedtts.engine.assets import MODEL_SHA256, load_vocab, model_path
+from fedtts.engine.assets import MODEL_SHA256, _sha256, load_vocab, model_path
 from fedtts.engine.kokoro_modules import KokoroConfig, KokoroNet
+from fedtts.engine.torch_weights import onnx_state_dict
 
 __all__ = [
     "KokoroTorch",
@@ -82,8 +83,6 @@ def weights_path(onnx_path: Path | None = None) -> Path:
 
 
 def _onnx_digest(path: Path) -> str:
-    from fedtts.engine.assets import _sha256
-
     if path == model_path():
         return MODEL_SHA256  # verified by assets.model_path() when it was assembled
     return _sha256(path)
@@ -106,8 +105,6 @@ def _load_state(onnx_path: Path) -> dict[str, torch.Tensor]:
             log.info("ONNX changed (hash %s != %s): rebuilding %s", meta.get("onnx_sha256"), digest, out)
         except Exception as e:  # corrupt cache: rebuild it
             log.warning("cached torch weights %s unreadable (%s); rebuilding", out, e)
-    from fedtts.engine.torch_weights import onnx_state_dict
-
     log.info("recovering float weights from %s", onnx_path)
     sd = onnx_state_dict(onnx_path)
     tmp = out.with_name(out.name + ".tmp")

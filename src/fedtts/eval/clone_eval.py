@@ -38,14 +38,26 @@ from pathlib import Path
 
 import numpy as np
 
-from fedtts.engine.assets import AssetError
-from fedtts.eval.metrics import mfcc_signature, signature_similarity
+from fedtts.engine.assets import AssetError, cache_dir
+from fedtts.eval.asr import cer, transcribe, wer
+from fedtts.eval.asv import cosine
+from fedtts.eval.asv import embed as asv_embed
+from fedtts.eval.metrics import dnsmos, mfcc_signature, resample, signature_similarity, speech_frames, yin_f0
+from fedtts.pipeline import Synthesizer
+from fedtts.voice import reference_from_array, resolve_reference
+from fedtts.voice.profile import Voice
+from fedtts.voice.refine import recon_voice, refine_voice
+from fedtts.voice.speaker import embed
+from fedtts.voice.spectral_match import spectral_match as match_spectrum
+from fedtts.voice.tuner import VoiceTuner
 
 __all__ = [
     "CloneEvalConfig",
     "SpeakerResult",
     "run_clone_eval",
     "evaluate_tuner",
+    "evaluate_tuner_speakers",
+    "server_means",
     "evaluate_method",
     "main",
     "add_args",
@@ -136,8 +148,6 @@ class SpeakerResult:
 def _load(path: str) -> np.ndarray:
     import soundfile as sf
 
-    from fedtts.eval.metrics import resample
-
     audio, sr = sf.read(path, dtype="float32", always_2d=True)
     return resample(audio.mean(axis=1), sr, SR)
 
@@ -145,8 +155,6 @@ def _load(path: str) -> np.ndarray:
 @functools.lru_cache(maxsize=2)
 def _background(n: int = 160) -> np.ndarray:
     """MFCC signatures of public training-set clips (no dev speaker): the z-normalisation population."""
-    from fedtts.engine.assets import cache_dir
-
     man = _shared_root() / "data" / "train" / "manifest.jsonl"
     path = cache_dir() / "eval" / f"mfcc_background_{n}.npy"
     if path.is_file():
@@ -204,22 +212,15 @@ def load_speakers(manifest: Path, langs=("en", "zh"), limit: int = 0) -> list[_S
 
 def _voiced_fraction(audio: np.ndarray) -> float:
     """Voiced frames / speech frames (YIN): a clone that lost periodicity fools a speaker model."""
-    from fedtts.eval.metrics import speech_frames, yin_f0
-
     return min(1.0, float(yin_f0(audio, SR).voiced.sum()) / max(int(speech_frames(audio, SR).sum()), 1))
 
 
 def _prepare(speakers: list[_Speaker], asv: bool = False, guards: bool = False, mos: bool = False) -> None:
-    from fedtts.voice.speaker import embed
-
     for s in speakers:
         if s.sig_prompt is None:
             s.sig_prompt, s.sig_other = mfcc_signature(s.prompt, SR), mfcc_signature(s.other, SR)
             s.emb_prompt, s.emb_other = embed(s.prompt, SR), embed(s.other, SR)
         if asv and s.asv_prompt is None:
-            from fedtts.eval.asv import cosine
-            from fedtts.eval.asv import embed as asv_embed
-
             s.asv_prompt, s.asv_other = asv_embed(s.prompt, SR), asv_embed(s.other, SR)
             if s.other is s.prompt:
                 h = len(s.prompt) // 2
@@ -229,8 +230,6 @@ def _prepare(speakers: list[_Speaker], asv: bool = False, guards: bool = False, 
         if guards and s.voiced_real is None:
             s.voiced_real = _voiced_fraction(s.other)
         if mos and s.mos_real is None:
-            from fedtts.eval.metrics import dnsmos
-
             s.mos_real = dnsmos(s.other, SR)["ovrl"]
 
 
@@ -258,17 +257,11 @@ _RECON_CACHE: dict[tuple, tuple[np.ndarray, float, dict]] = {}
 
 
 def _recon_cloner(method: str, spectral_match: float = 1.0, config=None) -> Callable:
-    from fedtts.voice import reference_from_array, resolve_reference
-    from fedtts.voice.profile import Voice
-    from fedtts.voice.spectral_match import spectral_match as match
-
     def clone(s: _Speaker):
         ref = reference_from_array(s.prompt, SR, text=s.prompt_text or None)
         base = resolve_reference(ref, method="tuner", spectral_match=0.0)
         key = (ref.sha256, repr(config))
         if key not in _RECON_CACHE:
-            from fedtts.voice.refine import recon_voice
-
             t0 = time.perf_counter()
             from fedtts.engine.reconstruction import ReconConfig
 
@@ -281,14 +274,12 @@ def _recon_cloner(method: str, spectral_match: float = 1.0, config=None) -> Call
             pack = np.concatenate([pack[:, :128], base.pack[:, 128:]], axis=1)
         meta = {**base.meta, **info, "method": f"tuner+{method}", "fit_seconds": secs}
         voice = Voice(name=base.name, pack=pack, meta=meta)
-        return match(voice, ref, spectral_match) if spectral_match else voice
+        return match_spectrum(voice, ref, spectral_match) if spectral_match else voice
 
     return clone
 
 
 def _cloner(method: str, refine_steps: int, spectral_match: float = 1.0) -> Callable:
-    from fedtts.voice import reference_from_array, resolve_reference
-
     if method in ("recon", "recon+prosody"):
         return _recon_cloner(method, spectral_match)
 
@@ -299,8 +290,6 @@ def _cloner(method: str, refine_steps: int, spectral_match: float = 1.0) -> Call
         ref = reference_from_array(s.prompt, SR)
         voice = resolve_reference(ref, method=base, spectral_match=match)
         if method == "refine":
-            from fedtts.voice.refine import refine_voice
-
             return refine_voice(voice, ref, steps=refine_steps)
         return voice
 
@@ -318,8 +307,6 @@ def _score(
     asv: bool = False,
 ) -> list[SpeakerResult]:
     from tqdm import tqdm
-
-    from fedtts.voice.speaker import embed
 
     bg = _background()
     guards = asv or asr or mos  # the full report (run_clone_eval), not the server-side subset
@@ -367,22 +354,16 @@ def _score(
             },
         )
         if asr:
-            from fedtts.eval.asr import cer, transcribe, wer
-
             err = cer if s.lang == "zh" else wer
             r.asr_err = err(s.text, transcribe(audio, SR, s.lang))
             if s.text_checked:
                 r.asr_err_real = err(s.text, transcribe(s.other, SR, s.lang))
         if mos:
-            from fedtts.eval.metrics import dnsmos
-
             r.mos = dnsmos(audio, SR)["ovrl"]
             r.mos_real = s.mos_real
         if guards:
             r.voiced, r.voiced_real = _voiced_fraction(audio), s.voiced_real
         if asv:
-            from fedtts.eval.asv import embed as asv_embed
-
             e = asv_embed(audio, SR)
             a_str = float(np.mean([float(s.asv_other @ t.asv_prompt) for t in same_lang]))
             r.asv = float(e @ s.asv_other)
@@ -404,8 +385,6 @@ def _server_speakers() -> tuple:
 
 @functools.lru_cache(maxsize=1)
 def _synth():
-    from fedtts.pipeline import Synthesizer
-
     return Synthesizer()
 
 
@@ -415,19 +394,22 @@ def evaluate_tuner(weights, limit: int | None = None, spectral_match: float = 1.
     The clone is made as `fedtts` makes it: the tuner's style, then spectral match (default 1, as in
     cloning); `spectral_match=0` scores the tuner's style alone.
     """
-    from fedtts.voice.profile import Voice
-    from fedtts.voice.reference import reference_from_array
-    from fedtts.voice.spectral_match import spectral_match as match
-    from fedtts.voice.tuner import VoiceTuner
+    return server_means(evaluate_tuner_speakers(weights, limit, spectral_match))
 
+
+def evaluate_tuner_speakers(
+    weights, limit: int | None = None, spectral_match: float = 1.0
+) -> dict[str, dict[str, float]]:
+    """`evaluate_tuner` per held-back speaker ({speaker: {similarity, ge2e, ge2e_norm}}): the federated
+    release gate needs each speaker's score to estimate the noise of the mean."""
     tuner = VoiceTuner(weights)
 
     def clone(s: _Speaker) -> Voice:
         ref = reference_from_array(s.prompt, SR)
         v = tuner.voice(ref)
-        return match(v, ref, spectral_match) if spectral_match else v
+        return match_spectrum(v, ref, spectral_match) if spectral_match else v
 
-    return _server_scores(clone, "tuner", limit)
+    return _server_speaker_scores(clone, "tuner", limit)
 
 
 def evaluate_method(method: str, limit: int | None = None) -> dict[str, float]:
@@ -442,14 +424,21 @@ def evaluate_method(method: str, limit: int | None = None) -> dict[str, float]:
 
 
 def _server_scores(clone: Callable, method: str, limit: int | None) -> dict[str, float]:
+    return server_means(_server_speaker_scores(clone, method, limit))
+
+
+def _server_speaker_scores(clone: Callable, method: str, limit: int | None) -> dict[str, dict[str, float]]:
     speakers = list(_server_speakers())[: limit or None]
     res = _score(speakers, clone, method, _synth())
-    return {
-        "similarity": float(np.mean([r.mfcc_norm for r in res if r.mfcc_norm is not None])),
-        "ge2e": float(np.mean([r.ge2e for r in res])),
-        "ge2e_norm": float(np.mean([r.ge2e_norm for r in res if r.ge2e_norm is not None])),
-        "speakers": float(len(res)),
-    }
+    named = (("similarity", "mfcc_norm"), ("ge2e", "ge2e"), ("ge2e_norm", "ge2e_norm"))
+    return {r.speaker: {k: float(getattr(r, a)) for k, a in named if getattr(r, a) is not None} for r in res}
+
+
+def server_means(per_speaker: dict[str, dict[str, float]]) -> dict[str, float]:
+    """The server-side scores: each measure's mean over the speakers that have it, and the count."""
+    rows = list(per_speaker.values())
+    out = {k: float(np.mean([r[k] for r in rows if k in r])) for k in ("similarity", "ge2e", "ge2e_norm")}
+    return {**out, "speakers": float(len(rows))}
 
 
 def _summary(results: list[SpeakerResult]) -> dict:

@@ -19,7 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
+from fedtts.eval.clone_eval import _background, _load, _shared_root
 from fedtts.eval.metrics import f0_range_st, mfcc_signature, signature_similarity, speaking_rate, yin_f0
+from fedtts.pipeline import Synthesizer
+from fedtts.voice import load_reference, resolve_reference
+from fedtts.voice.speaker import embed
+from fedtts.voice.style import emotion_from_reference
 
 __all__ = ["EmotionEvalConfig", "run_emotion_eval", "main", "add_args"]
 
@@ -49,8 +54,6 @@ class EmotionEvalConfig:
 
 
 def _measure(synth, voice) -> dict[str, float]:
-    from fedtts.voice.speaker import embed
-
     audios = [synth.synthesize(t, voice).audio for t in TEXTS]
     rng = [f0_range_st(yin_f0(a, SR)) for a in audios]
     rate = [speaking_rate(a, SR, t) for a, t in zip(audios, TEXTS, strict=True)]
@@ -74,12 +77,6 @@ def _fit(alphas: np.ndarray, y: np.ndarray, y0: float, y_ref: float) -> dict[str
 
 
 def run_emotion_eval(cfg: EmotionEvalConfig) -> dict:
-    from fedtts.eval.clone_eval import _background, _load
-    from fedtts.pipeline import Synthesizer
-    from fedtts.voice import load_reference, resolve_reference
-    from fedtts.voice.speaker import embed
-    from fedtts.voice.style import emotion_from_reference
-
     cfg.validate()
     synth = Synthesizer()
     spk = resolve_reference(load_reference(cfg.speaker_clip))
@@ -127,8 +124,6 @@ def run_emotion_eval(cfg: EmotionEvalConfig) -> dict:
 
 
 def _default(role: str, speaker: str) -> tuple[str, str | None]:
-    from fedtts.eval.clone_eval import _shared_root
-
     dev = _shared_root() / "data" / "dev"
     for line in (dev / "manifest.jsonl").read_text().splitlines():
         r = json.loads(line)

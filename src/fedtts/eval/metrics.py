@@ -12,6 +12,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from fedtts.base.dsp import F0Track, mel_filterbank, resample, windowed_frames, yin_f0
+from fedtts.frontend.normalize import normalize
+
 __all__ = [
     "F0Track",
     "ProsodyStats",
@@ -33,19 +36,6 @@ __all__ = [
 
 SR = 16000
 HOP_S = 0.01
-FMIN, FMAX = 60.0, 500.0
-
-
-def resample(audio: np.ndarray, sr: int, target: int = SR) -> np.ndarray:
-    """Mono float32 at ``target`` Hz (soxr HQ)."""
-    x = np.asarray(audio, dtype=np.float32)
-    if x.ndim == 2:
-        x = x.mean(axis=1 if x.shape[1] <= 8 else 0)
-    if sr == target or x.size == 0:
-        return x
-    import soxr
-
-    return soxr.resample(x, sr, target, quality="HQ").astype(np.float32)
 
 
 def _frame_db(x: np.ndarray, sr: int, hop_s: float = HOP_S) -> np.ndarray:
@@ -66,76 +56,6 @@ def speech_frames(audio: np.ndarray, sr: int, floor_db: float = 35.0) -> np.ndar
     if sp.size >= 3:
         sp = np.concatenate([[sp[0]], (sp[:-2].astype(int) + sp[1:-1] + sp[2:]) >= 2, [sp[-1]]])
     return sp
-
-
-@dataclass
-class F0Track:
-    """F0 in Hz per 10 ms frame (0 where unvoiced) and YIN aperiodicity (lower = more periodic)."""
-
-    f0: np.ndarray
-    voiced: np.ndarray
-    aperiodicity: np.ndarray
-    hop_s: float = HOP_S
-
-    def voiced_f0(self) -> np.ndarray:
-        return self.f0[self.voiced]
-
-
-def yin_f0(
-    audio: np.ndarray, sr: int, fmin: float = FMIN, fmax: float = FMAX, threshold: float = 0.2
-) -> F0Track:
-    """YIN pitch tracker, vectorised with FFT autocorrelation; robust to level, no librosa."""
-    x = resample(audio, sr, SR)
-    win = int(SR / fmin) * 2  # two periods of the lowest F0
-    hop = int(HOP_S * SR)
-    if len(x) < win:
-        z = np.zeros(0, np.float32)
-        return F0Track(z, z.astype(bool), z)
-    n = 1 + (len(x) - win) // hop
-    idx = np.arange(win)[None, :] + hop * np.arange(n)[:, None]
-    fr = x[idx].astype(np.float64)
-    fr -= fr.mean(axis=1, keepdims=True)
-    w = win // 2  # integration window; lags up to w
-    nfft = 1 << int(np.ceil(np.log2(2 * win)))
-    spec = np.fft.rfft(fr, nfft, axis=1)
-    # r[t, tau] = sum_{j<w} x_j x_{j+tau}: cross-correlation of the first half with the whole frame.
-    head = np.fft.rfft(fr[:, :w], nfft, axis=1)
-    r = np.fft.irfft(np.conj(head) * spec, nfft, axis=1)[:, : w + 1]
-    sq = np.cumsum(fr**2, axis=1)
-    sq = np.concatenate([np.zeros((n, 1)), sq], axis=1)
-    e0 = sq[:, w][:, None]
-    taus = np.arange(w + 1)
-    e_tau = sq[:, taus + w] - sq[:, taus]
-    d = e0 + e_tau - 2 * r
-    d[:, 0] = 0.0
-    cum = np.cumsum(d[:, 1:], axis=1) / np.arange(1, w + 1)
-    cmnd = np.ones_like(d)
-    cmnd[:, 1:] = d[:, 1:] / np.maximum(cum, 1e-12)
-    lo, hi = max(2, int(SR / fmax)), min(w - 1, int(SR / fmin))
-    seg = cmnd[:, lo : hi + 1]
-    below = seg < threshold
-    # first dip under the threshold, then walk to its local minimum; else global minimum
-    first = np.where(below.any(axis=1), below.argmax(axis=1), seg.argmin(axis=1))
-    lag = first.copy()
-    for _ in range(hi - lo):
-        nxt = np.minimum(lag + 1, seg.shape[1] - 1)
-        move = seg[np.arange(n), nxt] < seg[np.arange(n), lag]
-        if not move.any():
-            break
-        lag = np.where(move, nxt, lag)
-    ap = seg[np.arange(n), lag]
-    li = np.clip(lag, 1, seg.shape[1] - 2)
-    a, b, c = seg[np.arange(n), li - 1], seg[np.arange(n), li], seg[np.arange(n), li + 1]
-    den = a - 2 * b + c
-    delta = np.where(np.abs(den) > 1e-12, 0.5 * (a - c) / den, 0.0)
-    period = lo + li + np.clip(delta, -1, 1)
-    f0 = SR / period
-    # frame level (centre 10 ms) for voicing: periodic and not silence
-    db = 10 * np.log10(np.mean(fr[:, w - hop // 2 : w + hop // 2] ** 2, axis=1) + 1e-10)
-    loud = db > (np.percentile(db, 95) - 35) if n else db.astype(bool)
-    voiced = (ap < max(threshold * 1.75, 0.35)) & loud & (f0 >= fmin) & (f0 <= fmax)
-    f0 = np.where(voiced, f0, 0.0)
-    return F0Track(f0.astype(np.float32), voiced, ap.astype(np.float32))
 
 
 def _st(f0: np.ndarray, ref_hz: float = 100.0) -> np.ndarray:
@@ -169,14 +89,12 @@ def _en_syllables(word: str) -> int:
 def count_syllables(text: str) -> int:
     """Syllables in text: one per Chinese character, vowel groups per English word.
 
-    Digits are spelled out first by the fedtts normaliser when it is available.
+    Digits are spelled out first by the fedtts normaliser when it accepts the text.
     """
     t = text
     try:
-        from fedtts.frontend.normalize import normalize
-
         t = normalize(text)
-    except Exception:
+    except Exception:  # the normaliser rejects the text: count it raw
         pass
     return len(_CJK.findall(t)) + sum(_en_syllables(w) for w in _WORD.findall(t))
 
@@ -278,34 +196,6 @@ def dnsmos(audio: np.ndarray, sr: int) -> dict[str, float]:
         "bak": float(r["bak_mos"]),
         "p808": float(r["p808_mos"]),
     }
-
-
-def mel_filterbank(n_mels: int, nfft: int, sr: int) -> np.ndarray:
-    """Triangular mel filters [n_mels, nfft // 2 + 1] from 50 Hz to 200 Hz under Nyquist."""
-
-    def hz2mel(f):
-        return 2595.0 * np.log10(1.0 + np.asarray(f) / 700.0)
-
-    def mel2hz(m):
-        return 700.0 * (10 ** (np.asarray(m) / 2595.0) - 1.0)
-
-    pts = mel2hz(np.linspace(hz2mel(50.0), hz2mel(sr / 2 - 200), n_mels + 2))
-    freqs = np.fft.rfftfreq(nfft, 1.0 / sr)
-    fb = np.zeros((n_mels, freqs.size))
-    for i in range(n_mels):
-        lo, c, hi = pts[i], pts[i + 1], pts[i + 2]
-        fb[i] = np.clip(np.minimum((freqs - lo) / (c - lo), (hi - freqs) / (hi - c)), 0, None)
-    return fb
-
-
-def windowed_frames(x: np.ndarray, win: int, hop: int, what: str) -> tuple[np.ndarray, np.ndarray]:
-    """Hann-windowed frames [n, win] of ``x`` and their levels (dB); ``what`` names the error."""
-    if len(x) < win:
-        raise ValueError(f"audio too short for {what}")
-    n = 1 + (len(x) - win) // hop
-    idx = np.arange(win)[None, :] + hop * np.arange(n)[:, None]
-    fr = x[idx] * np.hanning(win)
-    return fr, 10 * np.log10(np.mean(fr**2, axis=1) + 1e-10)
 
 
 def spectral_envelope(audio: np.ndarray, sr: int, n_mels: int = 40, n_ceps: int = 24) -> np.ndarray:

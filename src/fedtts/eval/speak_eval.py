@@ -15,7 +15,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fedtts.eval.asr import cer, edit_distance, normalize_text, transcribe, wer
+from fedtts.engine.onnx_engine import EngineConfig
+from fedtts.eval.asr import _chars, cer, edit_distance, normalize_text, transcribe, wer
+from fedtts.frontend.normalize import is_zh
+from fedtts.pipeline import SynthesisOptions, Synthesizer, write_audio
+from fedtts.voice import load_reference, resolve_reference, resolve_voice_name
 
 __all__ = [
     "ACCEPTANCE",
@@ -104,14 +108,10 @@ class SpeakEvalReport:
 
 
 def _lang(text: str) -> str:
-    from fedtts.frontend.normalize import is_zh
-
     return "zh" if is_zh(text) else "en"
 
 
 def _units(lang: str, t: str) -> list[str]:
-    from fedtts.eval.asr import _chars
-
     return _chars(t) if lang == "zh" else t.split()
 
 
@@ -137,10 +137,6 @@ def _tasks(cfg: SpeakEvalConfig) -> list[tuple[str, str, str, Path | None, str |
 
 def evaluate(cfg: SpeakEvalConfig, synthesizer=None, log=print) -> SpeakEvalReport:
     """Synthesise and transcribe every task; aggregate CER/WER are total edits / total length."""
-    from fedtts.engine.onnx_engine import EngineConfig
-    from fedtts.pipeline import SynthesisOptions, Synthesizer
-    from fedtts.voice import load_reference, resolve_reference, resolve_voice_name
-
     cfg = cfg.validate()
     synth = synthesizer or Synthesizer(engine_config=EngineConfig(threads=cfg.threads))
     opts = SynthesisOptions(use_phoneme=cfg.use_phoneme).validate()
@@ -167,8 +163,6 @@ def evaluate(cfg: SpeakEvalConfig, synthesizer=None, log=print) -> SpeakEvalRepo
             synth_s = time.perf_counter() - t0
             hyp = transcribe(res.audio, res.sample_rate, lang)
             if cfg.audio_dir:
-                from fedtts.pipeline import write_audio
-
                 write_audio(cfg.audio_dir / f"{name}.wav", res.audio, res.sample_rate)
             err = ""
             vname, dur = voice.name, res.duration_s

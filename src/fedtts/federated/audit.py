@@ -8,7 +8,7 @@ the sum of a round's m updates (optionally with central noise on the sum), again
 
 Everything is plain numpy. ``update_fn(features[n, 262], global_weights) -> [w_t, b_t, w_p, w_c, b_p]``
 deltas is the client's real local step (e.g. ``fit_tuner_update_fn`` around
-``fedtts.voice.tuner_train.fit_tuner``).
+``fedtts.train.tuner.fit_tuner``).
 """
 
 from __future__ import annotations
@@ -268,8 +268,8 @@ def run_audit(
 
 def fit_tuner_update_fn(targets_fn: Callable[[np.ndarray], np.ndarray], fit_cfg: object = None) -> UpdateFn:
     """update_fn around the real local step: fit_tuner(global, features, targets_fn(features)) - global."""
+    from fedtts.train.tuner import FitConfig, fit_tuner
     from fedtts.voice.tuner import TunerWeights
-    from fedtts.voice.tuner_train import FitConfig, fit_tuner
 
     cfg = fit_cfg or FitConfig(epochs=5)
 

@@ -5,7 +5,8 @@ builds what a real federation would produce — one client per training speaker 
 its private enrollment (`enroll_speaker` on its own clips), its update of the whole tuner from the global
 weights (the full 5-map exchange; the federation now sends only FEDERATED arrays, not re-audited here)
 — and what the attacker holds: one public
-recording per candidate speaker. Enrollments are cached under `cache_dir()/audit` so reruns are fast.
+recording per candidate speaker. Enrollments use the devices' cache (`federated.enrollment`), kept
+under `cache_dir()/audit`, so reruns are fast.
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
+from fedtts.engine.assets import cache_dir
 from fedtts.federated.audit import SHARED
-from fedtts.federated.data import files_digest
+from fedtts.federated.enrollment import enroll_cached
 from fedtts.voice.bank import bank_digest
 
 __all__ = [
@@ -120,64 +122,27 @@ def select_clients(manifest: Path, n: int) -> list[tuple[str, str, list[str]]]:
 
 
 def _cache_root() -> Path:
-    from fedtts.engine.assets import cache_dir
-
     return cache_dir() / "audit"
 
 
 def enroll_client(label: str, public: str, private: list[str], need_style: bool = True) -> AuditClient | None:
     """The client's enrollment (`enroll_speaker` on its private clips) and the attacker's public features,
-    cached per speaker. Features (the costly part) and the bank-dependent style are cached together but
-    keyed apart, so a rebuilt bank only re-matches the style. None if no usable public/private clip."""
-    from fedtts.voice.bank import default_bank
-    from fedtts.voice.enroll import EnrollConfig, enroll_features, enroll_speaker
-
-    ecfg = EnrollConfig()
-    from fedtts.voice.prosody import TRACKER_VERSION
-
-    extra = json.dumps({**asdict(ecfg), "f0_tracker": TRACKER_VERSION})
-    cache = _cache_root() / f"{label}-{files_digest([public, *private], extra)[:16]}.npz"
-    digest = bank_digest() if need_style else None
-    bank = digest[:16] if digest else None
-    if need_style and bank is None:
-        raise FileNotFoundError("style bank src/fedtts/data/style_bank_v1.npz is missing (fedtts train bank)")
-    data: dict[str, np.ndarray] = {}
-    if cache.is_file():
-        with np.load(cache, allow_pickle=False) as z:
-            data = {k: z[k] for k in z.files}
-    if "unusable" in data:
+    from the enrollment cache devices use (`federated.enrollment`, kept under cache_dir()/audit): features
+    and the bank-dependent style are keyed apart, so a rebuilt bank only re-matches the style. None if no
+    usable public/private clip."""
+    try:
+        pub = enroll_cached([public], style=False, root=_cache_root()).features[0]
+        enr = enroll_cached(private, style=need_style, root=_cache_root())
+    except ValueError as e:  # no usable clip: remembered by the cache, so reruns do not decode it again
+        log.warning("audit: speaker %s unusable (%s)", label, e)
         return None
-    fresh = need_style and str(data.get("bank_key", "")) != bank
-    if "features" not in data or fresh:
-        try:
-            if "features" not in data:
-                pub = enroll_features([public])[0][0]
-                if need_style:
-                    enr = enroll_speaker(private, ecfg)
-                    feats, used, style = enr.features, enr.clips, enr.style
-                else:
-                    (feats, used), style = enroll_features(private[: ecfg.max_clips]), None
-                data.update(public=pub, features=feats, clips=np.array(used))
-            else:  # features cached, bank changed: the same match enroll_speaker does (refine_steps=0)
-                style, _ = default_bank().match(data["features"], k=ecfg.k, temperature=ecfg.temperature)
-            if style is not None:
-                data.update(style=np.asarray(style, np.float32), bank_key=np.array(bank))
-        except ValueError as e:  # no usable clip: remembered, so reruns do not decode it again
-            log.warning("audit: speaker %s unusable (%s)", label, e)
-            data = {"unusable": np.array(1)}
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(".tmp.npz")
-        np.savez(tmp, **data)
-        tmp.replace(cache)
-        if "unusable" in data:
-            return None
-    style = data["style"] if need_style else np.zeros(256, np.float32)
+    style = enr.style if enr.style is not None else np.zeros(256, np.float32)
     return AuditClient(
         label,
-        np.asarray(data["public"], np.float32),
-        np.asarray(data["features"], np.float32),
+        np.asarray(pub, np.float32),
+        np.asarray(enr.features, np.float32),
         np.asarray(style, np.float32),
-        [str(c) for c in data["clips"]],
+        list(enr.clips),
     )
 
 
@@ -229,8 +194,8 @@ def global_weights(registry: str = "") -> tuple[object, str]:
     shipped = Path(str(resources.files("fedtts.data") / "tuner_v0_synthetic.npz"))
     if shipped.is_file():
         return TunerWeights.load(shipped), str(shipped.name)
+    from fedtts.train.tuner import feature_stats
     from fedtts.voice.bank import default_bank
-    from fedtts.voice.tuner_train import feature_stats
 
     mean, std = feature_stats(default_bank().features)
     return TunerWeights.init(mean, std), "TunerWeights.init() + style-bank feature stats"
@@ -245,8 +210,8 @@ def client_updates(
     earlier full-tuner exchange (the attack reads the w_t/w_c rows); the FEDERATED-only exchange is not
     re-measured here. Same local step as `client_app.local_fit` otherwise (FitConfig keys and defaults).
     """
+    from fedtts.train.tuner import FitConfig, fit_tuner
     from fedtts.voice.tuner import TunerWeights
-    from fedtts.voice.tuner_train import FitConfig, fit_tuner
 
     fc = FitConfig(
         epochs=cfg.local_epochs,

@@ -29,11 +29,21 @@ def _cmd_models(args: argparse.Namespace) -> int:
     if not rows:
         print(f"no model versions in {reg.root}")
         return 0
+    print(f"registry {reg.root}: * = current (what cloning uses), status = the release gate's verdict")
     for v in rows:
         eps = "-" if v.epsilon is None else f"{v.epsilon:.3f}"
         mark = "*" if v.version == cur else " "
-        print(f"{mark} v{v.version} parent={v.parent} sha256={v.sha256[:12]} eps={eps} metrics={v.metrics}")
+        metrics = {k: x for k, x in v.metrics.items() if k not in _VERBOSE_METRICS}
+        print(
+            f"{mark} v{v.version} {v.status} parent={v.parent} sha256={v.sha256[:12]} eps={eps} metrics={metrics}"
+        )
+        if v.reason:
+            print(f"      why: {v.reason}")
     return 0
+
+
+# long or repeated in `why:` (per-speaker scores, the gate's figures)
+_VERBOSE_METRICS = ("scores", "gate_detail", "gate_reason", "reject_reasons")
 
 
 def _cmd_pull(args: argparse.Namespace) -> int:
@@ -52,7 +62,7 @@ def _cmd_rollback(args: argparse.Namespace) -> int:
     from fedtts.federated.versions import VersionError
 
     try:
-        mv = _registry(args).rollback(args.version)
+        mv = _registry(args).rollback(args.version, force=args.force)
     except VersionError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -66,7 +76,7 @@ def register(subparsers) -> None:
     )
     p.add_argument("--registry", help="model registry folder (default: data_dir()/federated/models)")
     sub = p.add_subparsers(dest="fl_cmd")
-    m = sub.add_parser("models", help="list global tuner versions")
+    m = sub.add_parser("models", help="list global tuner versions, which is current and the gate's verdicts")
     m.set_defaults(func=_cmd_models)
     pl = sub.add_parser("pull", help="copy a verified version file")
     pl.add_argument("out")
@@ -74,6 +84,7 @@ def register(subparsers) -> None:
     pl.set_defaults(func=_cmd_pull)
     rb = sub.add_parser("rollback", help="make an earlier version current")
     rb.add_argument("version", type=int)
+    rb.add_argument("--force", action="store_true", help="also a version the release gate rejected")
     rb.set_defaults(func=_cmd_rollback)
     _register_dict_sync(sub)
     _register_audit(sub)

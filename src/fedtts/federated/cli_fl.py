@@ -14,14 +14,12 @@ import sys
 import time
 from pathlib import Path
 
-from fedtts.federated.config import STRATEGIES
+from fedtts.federated.config import DP_MODES, GATE_METRICS, STRATEGIES, FLConfig
 
 __all__ = ["register_fl_runs"]
 
 
-def _cfg_from_args(args: argparse.Namespace, **extra):
-    from fedtts.federated.config import FLConfig
-
+def _cfg_from_args(args: argparse.Namespace, **extra) -> FLConfig:
     dp = args.dp
     if getattr(args, "no_dp", False):
         dp = "off"
@@ -44,6 +42,9 @@ def _cfg_from_args(args: argparse.Namespace, **extra):
         dropout=args.dropout,
         eval_every=args.eval_every,
         eval_limit=args.eval_limit,
+        gate=not args.no_gate,
+        gate_metric=args.gate_metric,
+        gate_sigmas=args.gate_sigmas,
         seed=args.seed,
         round_timeout=args.round_timeout,
         progress=not args.no_progress,
@@ -52,34 +53,66 @@ def _cfg_from_args(args: argparse.Namespace, **extra):
 
 
 def _add_run_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--fraction", type=float, default=0.2, help="clients sampled per round (fraction)")
-    p.add_argument("--min-fit-clients", type=int, default=3, help="at least this many per round")
-    p.add_argument("--dropout", type=float, default=0.0, help="probability a sampled client drops mid-round")
-    p.add_argument("--strategy", choices=STRATEGIES, default="fedavg")
-    p.add_argument("--prox-mu", type=float, default=0.01, help="FedProx proximal term")
-    p.add_argument("--server-lr", type=float, default=0.05, help="FedAdam eta / FedAvgM server learning rate")
-    p.add_argument("--server-momentum", type=float, default=0.0, help="FedAvgM server momentum")
+    d = FLConfig()  # the one set of defaults
+    p.add_argument("--rounds", type=int, default=d.num_rounds)
     p.add_argument(
-        "--init-model", default="", help="start model .npz (default: shipped tuner_v0_synthetic.npz)"
+        "--fraction", type=float, default=d.fraction_fit, help="clients sampled per round (fraction)"
     )
-    p.add_argument("--local-epochs", type=int, default=5)
-    p.add_argument("--lr", type=float, default=1e-3, help="client learning rate (Adam)")
+    p.add_argument(
+        "--min-fit-clients", type=int, default=d.min_fit_clients, help="at least this many per round"
+    )
+    p.add_argument(
+        "--dropout", type=float, default=d.dropout, help="probability a sampled client drops mid-round"
+    )
+    p.add_argument("--strategy", choices=STRATEGIES, default=d.strategy)
+    p.add_argument("--prox-mu", type=float, default=d.prox_mu, help="FedProx proximal term")
+    p.add_argument(
+        "--server-lr", type=float, default=d.server_lr, help="FedAdam eta / FedAvgM server learning rate"
+    )
+    p.add_argument("--server-momentum", type=float, default=d.server_momentum, help="FedAvgM server momentum")
+    p.add_argument(
+        "--init-model",
+        default=d.init_model,
+        help="start model .npz (default: shipped tuner_v0_synthetic.npz)",
+    )
+    p.add_argument("--local-epochs", type=int, default=d.local_epochs)
+    p.add_argument("--lr", type=float, default=d.lr, help="client learning rate (Adam)")
     p.add_argument(
         "--enroll-refine",
         type=int,
-        default=0,
+        default=d.enroll_refine,
         help="gradient-inversion steps of each device's first enrollment (torch; minutes once, then cached)",
     )
-    p.add_argument("--dp", choices=("central", "adaptive", "local", "off"), default="central")
+    p.add_argument("--dp", choices=DP_MODES, default=d.dp)
     p.add_argument("--no-dp", action="store_true", help="same as --dp off")
     p.add_argument("--no-secagg", action="store_true", help="plain aggregation (server sees each update)")
-    p.add_argument("--noise-multiplier", type=float, default=0.5, help="DP noise std / clip")
-    p.add_argument("--clip", type=float, default=0.5, help="L2 bound of one client's update")
-    p.add_argument("--eval-every", type=int, default=1, help="server-side evaluation every k rounds (0: off)")
-    p.add_argument("--eval-limit", type=int, default=4, help="held-back speakers per evaluation (0: all)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--round-timeout", type=float, default=300.0, help="seconds to wait for replies per stage")
+    p.add_argument("--noise-multiplier", type=float, default=d.noise_multiplier, help="DP noise std / clip")
+    p.add_argument("--clip", type=float, default=d.clip, help="L2 bound of one client's update")
+    p.add_argument(
+        "--eval-every", type=int, default=d.eval_every, help="server-side evaluation every k rounds (0: off)"
+    )
+    p.add_argument(
+        "--eval-limit", type=int, default=d.eval_limit, help="held-back speakers per evaluation (0: all)"
+    )
+    p.add_argument(
+        "--no-gate",
+        action="store_true",
+        help="make every new global model current (default: a model whose server score drops by more than "
+        "--gate-sigmas standard errors is stored as rejected)",
+    )
+    p.add_argument(
+        "--gate-metric", choices=GATE_METRICS, default=d.gate_metric, help="score the gate compares"
+    )
+    p.add_argument(
+        "--gate-sigmas",
+        type=float,
+        default=d.gate_sigmas,
+        help="tolerated drop, in standard errors of the mean per-speaker score change",
+    )
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument(
+        "--round-timeout", type=float, default=d.round_timeout, help="seconds to wait for replies per stage"
+    )
     p.add_argument("--no-progress", action="store_true")
 
 

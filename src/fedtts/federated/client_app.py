@@ -15,7 +15,6 @@ the fit config), so one app serves every server configuration.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +34,9 @@ from flwr.common import Code, FitRes, Status, ndarrays_to_parameters, parameters
 from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS
 from flwr.compat.common import recorddict_compat as compat
 
-from fedtts.federated.data import files_digest, node_clips
+from fedtts.federated import enrollment
+from fedtts.federated.config import FitInstructions, FitKey, MissingConfigKey
+from fedtts.federated.data import node_clips
 
 __all__ = [
     "app",
@@ -71,39 +72,16 @@ class LocalData:
 
 
 def _cache_file(clips: list[str], refine_steps: int = 0) -> Path:
-    from fedtts.engine.assets import data_dir
-    from fedtts.voice.bank import bank_digest
-    from fedtts.voice.prosody import TRACKER_VERSION
-
-    # features change with the tracker, targets with the style bank
-    salt = f"f0_tracker={TRACKER_VERSION}\nbank={bank_digest()}\n"
-    if refine_steps:  # a different target: its own file
-        salt += f"refine={int(refine_steps)}\n"
-    key = files_digest(clips, salt)[:24]
-    return data_dir() / "federated" / "enrollment" / f"{key}.npz"
+    """The device's cached target for these clips (the shared cache of `federated.enrollment`)."""
+    return enrollment.style_file(clips, refine_steps)
 
 
 def enroll_cached(clips: list[str], refine_steps: int = 0) -> tuple[np.ndarray, np.ndarray, float]:
-    """(features, target style, seconds spent) of these clips: from the device's cache file, else enrolled.
-
-    `refine_steps` > 0 polishes the bank match by gradient inversion through the differentiable Kokoro
-    (torch, 5–50 s a step on one core): minutes once per device, then cached, since the clips do not change.
-    """
-    cache = _cache_file(clips, refine_steps)
-    if cache.is_file():
-        with np.load(cache) as z:
-            return z["features"], z["style"], 0.0
-    from fedtts.voice.enroll import EnrollConfig, enroll_speaker
-
-    t0 = time.perf_counter()
-    enr = enroll_speaker(clips, EnrollConfig(refine_steps=int(refine_steps)))
-    feats = np.asarray(enr.features, np.float32)
-    style = np.asarray(enr.style, np.float32)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(f".{os.getpid()}.tmp.npz")
-    np.savez(tmp, features=feats, style=style)
-    tmp.replace(cache)
-    return feats, style, time.perf_counter() - t0
+    """(features, target style, seconds spent) of these clips: from the device's cache, else enrolled
+    (`federated.enrollment.enroll_cached`, the cache the privacy audit shares)."""
+    enr = enrollment.enroll_cached(clips, refine_steps)
+    assert enr.style is not None  # style=True always yields one
+    return enr.features, enr.style, enr.seconds
 
 
 def load_enrollment(context: Context, refine_steps: int = 0) -> tuple[LocalData, float]:
@@ -125,7 +103,7 @@ def load_enrollment(context: Context, refine_steps: int = 0) -> tuple[LocalData,
     return LocalData(label, feats, style), spent
 
 
-def start_model(cfg: dict):
+def start_model(cfg: dict | FitInstructions):
     """The run's start model as this device loads it, checked against the server's `start-sha256`.
 
     The frozen arrays (w_t, w_c, feature statistics) never travel: the device loads them from its own
@@ -134,8 +112,10 @@ def start_model(cfg: dict):
     """
     from fedtts.federated.model import StartModelMismatch, frozen_digest, load_start_model
 
-    path = str(cfg.get("start-model", ""))
-    expected = str(cfg.get("start-sha256", ""))
+    if isinstance(cfg, FitInstructions):
+        path, expected = cfg.start_model, cfg.start_sha256
+    else:  # a missing hash is refused below, with the reason
+        path, expected = str(cfg.get(FitKey.START_MODEL, "")), str(cfg.get(FitKey.START_SHA256, ""))
     w = load_start_model(path)
     got = frozen_digest(w)
     if not expected or got != expected:
@@ -147,26 +127,28 @@ def start_model(cfg: dict):
 
 
 def local_fit(
-    global_arrays: list[np.ndarray], data: LocalData, cfg: dict, start=None
+    global_arrays: list[np.ndarray], data: LocalData, cfg: dict | FitInstructions, start=None
 ) -> tuple[list[np.ndarray], dict]:
     """The local step: `fit_tuner` of the FEDERATED arrays from the global ones (FedProx if mu > 0).
 
     `global_arrays` are the round's `TunerWeights.FEDERATED` arrays; the rest of the tuner comes from
-    `start` (default: `start_model(cfg)`, hash-checked). Returns the new FEDERATED arrays.
+    `start` (default: `start_model(cfg)`, hash-checked). `cfg` is the round's fit config (every key of
+    `FitKey`, else MissingConfigKey). Returns the new FEDERATED arrays.
     """
+    ins = cfg if isinstance(cfg, FitInstructions) else FitInstructions.from_config(cfg)
     from fedtts.federated.model import federated_arrays, merge_federated
+    from fedtts.train.tuner import FitConfig, fit_tuner, tuner_loss
     from fedtts.voice.tuner import TunerWeights
-    from fedtts.voice.tuner_train import FitConfig, fit_tuner, tuner_loss
 
-    frozen = start if start is not None else start_model(cfg)
+    frozen = start if start is not None else start_model(ins)
     base = merge_federated(frozen, list(global_arrays))
     fc = FitConfig(
-        epochs=int(cfg.get("local-epochs", 5)),
-        lr=float(cfg.get("lr", 1e-3)),
-        batch_size=int(cfg.get("batch-size", 32)),
-        l2=float(cfg.get("l2", 1e-3)),
-        prox_mu=float(cfg.get("proximal_mu", 0.0)),
-        seed=int(cfg.get("seed", 0)),
+        epochs=ins.local_epochs,
+        lr=ins.lr,
+        batch_size=ins.batch_size,
+        l2=ins.l2,
+        prox_mu=ins.proximal_mu,
+        seed=ins.seed,
         trainable=TunerWeights.FEDERATED,
     ).validate()
     start_loss = tuner_loss(base, data.features, data.targets)
@@ -178,17 +160,17 @@ def local_fit(
 def _dp_mod(msg: Message, ctxt: Context, call_next):
     """Pick the clipping/noise mod the server asked for (fit config `fedtts-dp`)."""
     fitins = compat.recorddict_to_fitins(msg.content, keep_input=True)
-    mode = str(fitins.config.get("fedtts-dp", "off"))
+    if FitKey.DP not in fitins.config:  # never train unclipped because the server forgot to say
+        raise MissingConfigKey(f"fit config lacks {FitKey.DP!r}: refusing to train without the DP mode")
+    mode = str(fitins.config[FitKey.DP])
     if mode == "central":
         return fixedclipping_mod(msg, ctxt, call_next)
     if mode == "adaptive":
         return adaptiveclipping_mod(msg, ctxt, call_next)
     if mode == "local":
+        ins = FitInstructions.from_config(fitins.config)
         mod = LocalDpMod(
-            clipping_norm=float(fitins.config["clip"]),
-            sensitivity=float(fitins.config["clip"]),
-            epsilon=float(fitins.config["local-epsilon"]),
-            delta=float(fitins.config["local-delta"]),
+            clipping_norm=ins.clip, sensitivity=ins.clip, epsilon=ins.local_epsilon, delta=ins.local_delta
         )
         return mod(msg, ctxt, call_next)
     return call_next(msg, ctxt)
@@ -209,20 +191,19 @@ app = ClientApp(mods=[privacy_mod])
 def train(msg: Message, context: Context) -> Message:
     """One round: global weights in, locally fitted weights (+ example count) out."""
     fitins = compat.recorddict_to_fitins(msg.content, keep_input=True)
-    cfg = dict(fitins.config)
-    rnd = int(cfg.get("fedtts-round", 0))
+    ins = FitInstructions.from_config(dict(fitins.config))  # with `proximal_mu` when FedProx added it
+    rnd = ins.fl_round
     pid = int(context.node_config.get("partition-id", context.node_id % (2**31)))
-    rng = np.random.default_rng([int(cfg.get("seed", 0)), rnd, pid])
-    drop = float(cfg.get("dropout", 0.0))
-    if drop > 0 and rng.random() < drop:
-        raise SimulatedDropout(f"node {pid} dropped out of round {rnd} (p={drop})")
+    rng = np.random.default_rng([ins.seed, rnd, pid])
+    if ins.dropout > 0 and rng.random() < ins.dropout:
+        raise SimulatedDropout(f"node {pid} dropped out of round {rnd} (p={ins.dropout})")
     t0 = time.perf_counter()
-    data, enroll_s = load_enrollment(context, int(cfg.get("enroll-refine", 0)))
-    arrays, fit_metrics = local_fit(parameters_to_ndarrays(fitins.parameters), data, cfg)
+    data, enroll_s = load_enrollment(context, ins.enroll_refine)
+    arrays, fit_metrics = local_fit(parameters_to_ndarrays(fitins.parameters), data, ins)
     compute_s = time.perf_counter() - t0
     # Under DP every user weighs the same (the DP bound is per user, not per clip).
     # (capped at SecAgg+'s max_weight of 100 so the masked weighted sum cannot overflow)
-    weight = 1 if bool(cfg.get("uniform-weight", False)) else min(len(data.features), 100)
+    weight = 1 if ins.uniform_weight else min(len(data.features), 100)
     metrics = {
         "n_clips": len(data.features),
         "compute_s": round(compute_s, 4),

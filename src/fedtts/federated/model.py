@@ -27,6 +27,15 @@ from pathlib import Path
 
 import numpy as np
 
+from fedtts.base.tuner_weights import (
+    FROZEN_EXTRA,
+    TunerWeights,
+    stock_prior,
+    version_named,
+    weights_from_version,
+)
+from fedtts.voice.bank import default_bank
+
 __all__ = [
     "SUBSPACE_DIMS",
     "StartModelMismatch",
@@ -42,7 +51,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-FROZEN_EXTRA = ("feat_mean", "feat_std")
 SUBSPACE_DIMS = 8  # principal directions per style half (bank PCA: 47 % of the bank's variance)
 
 
@@ -64,15 +72,11 @@ def start_model_path(init_model: str = "") -> Path | None:
 
 @functools.lru_cache(maxsize=4)
 def _load_cached(path: str, mtime_ns: int):
-    from fedtts.voice.tuner import TunerWeights
-
     return TunerWeights.load(Path(path))
 
 
 def load_start_model(init_model: str = ""):
     """The start model's TunerWeights (`TunerWeights.init()` when no file exists at all)."""
-    from fedtts.voice.tuner import TunerWeights
-
     p = start_model_path(init_model)
     if p is None:
         log.warning("tuner_v0_synthetic.npz not shipped: starting from TunerWeights.init()")
@@ -89,8 +93,6 @@ def frozen_digest(w) -> str:
     through `same_frozen`).
     """
     h = _frozen_hash(w)
-    from fedtts.voice.tuner import TunerWeights
-
     for k in TunerWeights.FEDERATED:
         h.update(np.ascontiguousarray(getattr(w, k), np.float32).tobytes())
     return h.hexdigest()
@@ -102,8 +104,6 @@ def same_frozen(a, b) -> bool:
 
 
 def _frozen_hash(w):
-    from fedtts.voice.tuner import TunerWeights
-
     h = hashlib.sha256()
     for k in (*[k for k in TunerWeights.TRAINABLE if k not in TunerWeights.FEDERATED], *FROZEN_EXTRA):
         a = np.ascontiguousarray(getattr(w, k), np.float32)
@@ -123,9 +123,6 @@ def _subspace() -> dict[str, tuple[np.ndarray, np.ndarray]]:
     Units: the tuner's loss measures style error in prior std, so clip and noise cost every style
     dimension alike; signs are fixed (largest entry positive) so every machine derives the same basis.
     """
-    from fedtts.voice.bank import default_bank
-    from fedtts.voice.tuner import stock_prior
-
     mean, std, _ = stock_prior()
     mean, std = np.asarray(mean, np.float64), np.asarray(std, np.float64)
     z = (np.asarray(default_bank().styles, np.float64) - mean) / std
@@ -142,8 +139,6 @@ def _subspace() -> dict[str, tuple[np.ndarray, np.ndarray]]:
 def federated_arrays(w, start) -> list[np.ndarray]:
     """The arrays a round exchanges, in `TunerWeights.FEDERATED` order: the change of `w` from `start`
     in prior std, projected on the public subspace ([k], [k, 6], [k])."""
-    from fedtts.voice.tuner import TunerWeights
-
     sub = _subspace()
     out = []
     for k in TunerWeights.FEDERATED:
@@ -156,8 +151,6 @@ def federated_arrays(w, start) -> list[np.ndarray]:
 def merge_federated(start, arrays: list[np.ndarray], version: str | None = None):
     """Full TunerWeights: `start`'s maps and statistics, its FEDERATED arrays moved by the exchanged
     coordinates `arrays`."""
-    from fedtts.voice.tuner import TunerWeights
-
     sub = _subspace()
     if len(arrays) != len(TunerWeights.FEDERATED):
         raise ValueError(f"expected {len(TunerWeights.FEDERATED)} federated arrays, got {len(arrays)}")
@@ -174,36 +167,3 @@ def merge_federated(start, arrays: list[np.ndarray], version: str | None = None)
     if version is not None:
         out.version = version
     return out
-
-
-def version_named(w) -> dict[str, np.ndarray]:
-    """A version file's content: the same keys `TunerWeights.save` writes (so `TunerWeights.load` reads it)."""
-    from fedtts.voice.tuner import TunerWeights
-
-    out = {k: np.asarray(getattr(w, k), np.float32) for k in (*TunerWeights.TRAINABLE, *FROZEN_EXTRA)}
-    out["version"] = np.array(str(w.version))
-    out["info"] = np.array(str(w.info))
-    return out
-
-
-def weights_from_version(arrays, version: str | None = None):
-    """TunerWeights from a registry version: named arrays (current format) or 7 positional (older runs)."""
-    from fedtts.voice.tuner import TunerWeights
-
-    keys = (*TunerWeights.TRAINABLE, *FROZEN_EXTRA)
-    if isinstance(arrays, dict):
-        missing = [k for k in keys if k not in arrays]
-        if missing:
-            raise ValueError(f"version file lacks {missing}")
-        w = TunerWeights(
-            **{k: np.asarray(arrays[k], np.float32) for k in keys},
-            version=str(arrays.get("version", "fl")),
-            info=str(arrays.get("info", "{}")),
-        )
-    else:
-        if len(arrays) != 7:
-            raise ValueError(f"version file has {len(arrays)} arrays, expected 7 (5 maps + feature stats)")
-        w = TunerWeights(*[np.asarray(a, np.float32) for a in arrays])
-    if version is not None:
-        w.version = version
-    return w

@@ -11,7 +11,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-__all__ = ["RunLog", "plot_rounds", "summary_table"]
+__all__ = ["RunLog", "plot_rounds", "summary_table", "table_header", "table_row"]
 
 
 class RunLog:
@@ -99,18 +99,30 @@ def _fmt(v: Any, spec: str) -> str:
     return format(v, spec)
 
 
-def summary_table(rows: list[dict[str, Any]]) -> str:
+_GATE = {"accepted": "ok", "rejected": "REJECTED", "ungated": "ungated"}
+
+
+def table_header() -> str:
     head = (
-        f"{'round':>5} {'ver':>4} {'ok/sampled':>10} {'drop':>4} {'rej':>3} {'loss':>7} "
-        f"{'sim':>6} {'eps':>7} {'kB':>8} {'s':>6}"
+        f"{'round':<5} {'ver':>4} {'ok/sampled':>10} {'drop':>4} {'rej':>3} {'loss':>7} "
+        f"{'sim':>6} {'eps':>7} {'kB':>8} {'s':>6}  gate"
     )
-    lines = [head, "-" * len(head)]
-    for r in rows:
-        lines.append(
-            f"{r['round']:>5} {_fmt(r.get('version'), 'd'):>4} "
-            f"{str(r.get('clients_ok', 0)) + '/' + str(r.get('clients_sampled', 0)):>10} "
-            f"{r.get('failures', 0):>4} {r.get('rejected', 0):>3} {_fmt(r.get('train_loss'), '.4f'):>7} "
-            f"{_fmt(r.get('similarity'), '.3f'):>6} {_fmt(r.get('epsilon'), '.3f'):>7} "
-            f"{r.get('bytes_total', 0) / 1000:>8.1f} {_fmt(r.get('round_s'), '.1f'):>6}"
-        )
-    return "\n".join(lines)
+    return head + "\n" + "-" * len(head)
+
+
+def table_row(r: dict[str, Any]) -> str:
+    """One round: `gate` is the release gate's verdict on the round's new model ("-": none was made).
+    The line starts with the round number, not blanks: filtering indented traceback lines out of a
+    log (`grep -v '^ '`) must not take the rows with them."""
+    return (
+        f"{r['round']:<5} {_fmt(r.get('version'), 'd'):>4} "
+        f"{str(r.get('clients_ok', 0)) + '/' + str(r.get('clients_sampled', 0)):>10} "
+        f"{r.get('failures', 0):>4} {r.get('rejected', 0):>3} {_fmt(r.get('train_loss'), '.4f'):>7} "
+        f"{_fmt(r.get('similarity'), '.3f'):>6} {_fmt(r.get('epsilon'), '.3f'):>7} "
+        f"{r.get('bytes_total', 0) / 1000:>8.1f} {_fmt(r.get('round_s'), '.1f'):>6}  "
+        f"{_GATE.get(str(r.get('gate')), '-')}"
+    )
+
+
+def summary_table(rows: list[dict[str, Any]]) -> str:
+    return "\n".join([table_header(), *(table_row(r) for r in rows)])

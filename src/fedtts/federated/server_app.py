@@ -5,9 +5,11 @@ Why the legacy workflow inside a current ServerApp: in flwr 1.42 `SecAggPlusWork
 strategies (`flwr.serverapp.strategy`) have no secure-aggregation path. So `@app.main()` (current API,
 `Grid`) builds a LegacyContext and runs DefaultWorkflow with SecAgg+ (default) or the plain fit
 workflow, wrapped by a round recorder that, after every round, accounts privacy (user-level RDP,
-`PrivacyAccountant`), evaluates the global tuner on the server's own held-back speakers, saves the
-version (parent, hash, metrics, ε/δ) and writes the metrics JSON + PNG. A restarted server resumes from
-the registry's current version, continuing round numbers and the privacy spent.
+`PrivacyAccountant`), evaluates the global tuner on the server's own held-back speakers, passes it
+through the release gate (`gate.py`: a model scoring worse than its parent by more than the noise is
+stored as rejected and the round is undone), saves the version (parent, hash, metrics, ε/δ, status) and
+writes the metrics JSON + PNG. A restarted server resumes from the registry's current version,
+continuing round numbers and the privacy spent (rejected rounds and rounds without a new model count).
 """
 
 from __future__ import annotations
@@ -23,14 +25,17 @@ from typing import Any
 
 import numpy as np
 from flwr.app import ArrayRecord, Context, Message
+from flwr.common import ndarrays_to_parameters, parameters_to_ndarrays
 from flwr.compat.common import recorddict_compat as compat
 from flwr.server import LegacyContext, ServerConfig
 from flwr.server.workflow import DefaultWorkflow, SecAggPlusWorkflow
 from flwr.server.workflow.constant import MAIN_CONFIGS_RECORD, MAIN_PARAMS_RECORD, Key
 from flwr.server.workflow.default_workflows import default_fit_workflow
 from flwr.serverapp import Grid, ServerApp
+from threadpoolctl import threadpool_limits
 
 from fedtts.federated.config import FLConfig
+from fedtts.federated.gate import GateDecision, release_gate
 from fedtts.federated.model import (
     federated_arrays,
     frozen_digest,
@@ -41,7 +46,7 @@ from fedtts.federated.model import (
     weights_from_version,
 )
 from fedtts.federated.privacy import AccountantConfig, PrivacyAccountant
-from fedtts.federated.report import RunLog, plot_rounds, summary_table
+from fedtts.federated.report import RunLog, plot_rounds, summary_table, table_header, table_row
 from fedtts.federated.strategy import FedTTSStrategy, build_strategy, expected_cohort
 from fedtts.federated.versions import VersionRegistry
 
@@ -134,21 +139,16 @@ class CountingGrid:
 
 
 # ------------------------------------------------------------------ evaluation
-def _evaluate(weights, limit: int) -> dict[str, float]:
-    """Server-side evaluation on the server's own public held-back speakers (never client data)."""
-    try:
-        from fedtts.eval.clone_eval import evaluate_tuner
+def _evaluate(weights, limit: int) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+    """Server-side evaluation on the server's own public held-back speakers (never client data):
+    the mean scores (row metrics) and each speaker's (what the release gate compares)."""
+    try:  # deferred: the evaluation stack (synthesis, speaker embeddings) only where a server scores
+        from fedtts.eval.clone_eval import evaluate_tuner_speakers, server_means
     except ImportError as e:
         log.warning("server evaluation unavailable (%s)", e)
-        return {}
-    from threadpoolctl import threadpool_limits
-
-    # One BLAS thread: this runs in the server thread of a simulation, beside the Ray workers on the
-    # same cores, and a multi-threaded OpenBLAS matmul there has spun without end (seen twice, in the
-    # acceptance bench and in the simulation test). The matrices are small, so one thread costs nothing.
-    with threadpool_limits(limits=1, user_api="blas"):
-        res = evaluate_tuner(weights, limit=limit or None)
-    return {k: float(v) for k, v in res.items() if isinstance(v, int | float)}
+        return {}, {}
+    per = evaluate_tuner_speakers(weights, limit=limit or None)
+    return server_means(per), per
 
 
 class RunResult(dict):
@@ -177,6 +177,7 @@ class RoundRecorder:
         self.registry, self.base, self.accountant, self.runlog = registry, base, accountant, runlog
         self.round_offset, self.dp_rounds, self.plot_path = round_offset, dp_rounds, plot_path
         self.global_round = round_offset
+        self.printed_header = False
         self.bar = None
         if cfg.progress:
             from tqdm import tqdm
@@ -196,6 +197,7 @@ class RoundRecorder:
         cfgrec = context.state.config_records[MAIN_CONFIGS_RECORD]
         self.global_round = self.round_offset + int(cfgrec[Key.CURRENT_ROUND])
         before = self._params(context)
+        snap = self.strategy.snapshot()
         down0, up0 = self.grid.bytes_down, self.grid.bytes_up
         t0 = time.perf_counter()
         self.inner(grid, context)
@@ -211,7 +213,8 @@ class RoundRecorder:
             "clients_sampled": st.sampled,
             "clients_ok": st.accepted,
             "results": st.results,
-            "failures": st.failures,
+            # SecAgg+ skips aggregate_fit when too few devices are left: then every sampled one failed
+            "failures": st.failures if st.aggregated else st.sampled,
             "rejected": len(st.rejected) + (st.results if st.aggregate_rejected else 0),
             "reject_reasons": st.rejected + ([st.aggregate_rejected] if st.aggregate_rejected else []),
             "updated": changed,
@@ -226,33 +229,89 @@ class RoundRecorder:
         }
         row["bytes_total"] = row["bytes_down"] + row["bytes_up"]
         if changed:
-            num = self.registry.next_version()
-            weights = merge_federated(self.base, after, version=f"fl-v{num}")
-            weights.info = _tuner_info(self.base, fl_round=self.global_round, fl_epsilon=eps, fl_delta=delta)
-            if self.cfg.eval_every and self.global_round % self.cfg.eval_every == 0:
-                row.update(_evaluate(weights, self.cfg.eval_limit))
-            meta = {k: row[k] for k in row if k not in ("reject_reasons",)}
-            mv = self.registry.save(version_named(weights), meta, epsilon=eps, delta=delta)
-            row["version"], row["parent"] = mv.version, mv.parent
+            self._release(row, after, eps, delta)
+            if row["gate"] == "rejected":  # undo the round: the next one starts from the kept model
+                self.strategy.restore(snap)
+                _set_params(context, before)
         else:
             row["version"] = self.registry.current()
             log.warning("round %s produced no new global model (kept v%s)", self.global_round, row["version"])
+        row["current"] = self.registry.current()
+        self.registry.save_server_state({"round": self.global_round, "dp_rounds": self.dp_rounds})
         self.runlog.add(row)
         plot_rounds(self.runlog.rounds, self.plot_path)
+        self._print_row(row)
         if self.bar is not None:
             self.bar.set_postfix(ok=f"{st.accepted}/{st.sampled}", eps=_f(eps), sim=_f(row.get("similarity")))
             self.bar.update(1)
 
+    def _release(self, row: dict[str, Any], after: list[np.ndarray], eps, delta) -> None:
+        """Evaluate the round's model, gate it, store it (current only if the gate lets it through)."""
+        num = self.registry.next_version()
+        weights = merge_federated(self.base, after, version=f"fl-v{num}")
+        weights.info = _tuner_info(self.base, fl_round=self.global_round, fl_epsilon=eps, fl_delta=delta)
+        scores: dict[str, dict[str, float]] = {}
+        if self.cfg.eval_every and self.global_round % self.cfg.eval_every == 0:
+            means, scores = _evaluate(weights, self.cfg.eval_limit)
+            row.update(means)
+        decision = self._gate(scores)
+        row["gate"], row["gate_reason"] = decision.status, decision.reason
+        meta = {k: row[k] for k in row if k not in ("reject_reasons",)}
+        meta["gate_detail"] = decision.as_dict()
+        if scores:
+            meta["scores"] = scores  # per speaker: the next round's gate compares with these
+        mv = self.registry.save(
+            version_named(weights),
+            meta,
+            epsilon=eps,
+            delta=delta,
+            make_current=decision.release,
+            status=decision.status,
+            reason=decision.reason,
+        )
+        row["version"], row["parent"] = mv.version, mv.parent
+        if not decision.release:
+            log.warning(
+                "round %s: v%s rejected by the release gate, v%s stays current: %s",
+                self.global_round,
+                mv.version,
+                mv.parent,
+                decision.reason,
+            )
+
+    def _gate(self, scores: dict[str, dict[str, float]]) -> GateDecision:
+        parent = self.registry.current()
+        if not self.cfg.gate:
+            return GateDecision("ungated", "release gate off (--no-gate)", self.cfg.gate_metric)
+        pv = next((v for v in self.registry.list() if v.version == parent), None)
+        parent_scores = pv.metrics.get("scores") if pv is not None else None
+        return release_gate(scores, parent_scores, parent, self.cfg.gate_metric, self.cfg.gate_sigmas)
+
+    def _print_row(self, row: dict[str, Any]) -> None:
+        """The round's line of the summary table, as it finishes (above the progress bar if there is one)."""
+        lines = [] if self.printed_header else [table_header()]
+        self.printed_header = True
+        lines.append(table_row(row))
+        text = "\n".join(lines)
+        if self.bar is not None:
+            self.bar.write(text)
+        else:
+            print(text, flush=True)
+
     @staticmethod
     def _params(context: Context) -> list[np.ndarray]:
-        from flwr.common import parameters_to_ndarrays
-
         rec = context.state.array_records[MAIN_PARAMS_RECORD]
         return parameters_to_ndarrays(compat.arrayrecord_to_parameters(rec, keep_input=True))
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+def _set_params(context: Context, arrays: list[np.ndarray]) -> None:
+    """Put `arrays` back as the global model the next round sends."""
+    params = ndarrays_to_parameters([np.asarray(a, np.float32) for a in arrays])
+    context.state.array_records[MAIN_PARAMS_RECORD] = compat.parameters_to_arrayrecord(params, True)
 
 
 def _f(v: float | None) -> str:
@@ -273,7 +332,17 @@ def _noop(grid: Any, context: Context) -> None:
 
 
 def run_server(grid: Grid, context: Context, cfg: FLConfig) -> RunResult:
-    """The whole server side of a run (shared by simulation and deployment)."""
+    """The whole server side of a run (shared by simulation and deployment).
+
+    One BLAS thread throughout: in a simulation this runs in a thread of the process that also drives
+    the Ray workers on the same cores, and a multi-threaded OpenBLAS call there has spun without end
+    (a matmul in the evaluation, the bank SVD of the exchange basis). The matrices are small.
+    """
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _run_server(grid, context, cfg)
+
+
+def _run_server(grid: Grid, context: Context, cfg: FLConfig) -> RunResult:
     cfg.validate()
     registry = registry_for(cfg)
     out_dir = Path(cfg.out_dir) if cfg.out_dir else registry.root.parent
@@ -290,11 +359,14 @@ def run_server(grid: Grid, context: Context, cfg: FLConfig) -> RunResult:
             "start_model": cfg.init_model or "tuner_v0_synthetic.npz",
             "start_sha256": start_sha,
         }
+        scores: dict[str, dict[str, float]] = {}
         if cfg.eval_every:
-            row.update(_evaluate(w0, cfg.eval_limit))
+            means, scores = _evaluate(w0, cfg.eval_limit)
+            row.update(means)
         num = registry.next_version()
         first = replace(w0, version=f"fl-v{num}", info=_tuner_info(w0, fl_round=0, fl_source=str(w0.version)))
-        mv = registry.save(version_named(first), row, epsilon=0.0, delta=None)
+        meta = {**row, "scores": scores} if scores else row  # the first round's gate compares with these
+        mv = registry.save(version_named(first), meta, epsilon=0.0, delta=None)
         row["version"] = mv.version
         runlog.add(row)
     mv, arrays = registry.load()
@@ -304,9 +376,18 @@ def run_server(grid: Grid, context: Context, cfg: FLConfig) -> RunResult:
             f"registry {registry.root} v{mv.version} was not federated from this start model "
             f"({cfg.init_model or 'tuner_v0_synthetic.npz'}): its frozen arrays (w_t, w_c, feature stats) differ"
         )
-    round_offset = int(mv.metrics.get("round", 0))
-    dp_rounds = int(mv.metrics.get("dp_rounds", 0))
+    # rounds run and privacy spent: the latest of any version (a rejected one too), or of the rounds
+    # that stored none, never only the current version's (after a rejection or a rollback that is older)
+    done = [v.metrics for v in registry.list()] + [registry.server_state()]
+    round_offset = max(int(m.get("round", 0)) for m in done)
+    dp_rounds = max(int(m.get("dp_rounds", 0)) for m in done)
     log.info("resuming from registry v%s (round %s, %s DP rounds spent)", mv.version, round_offset, dp_rounds)
+    if cfg.gate and cfg.eval_every != 1:
+        log.warning(
+            "release gate needs a score every round (eval-every 1, here %s): rounds whose model or parent "
+            "was not evaluated are made current ungated",
+            cfg.eval_every,
+        )
 
     need = cfg.population or cfg.min_fit_clients
     n_nodes = _wait_nodes(grid, need, cfg.round_timeout)
@@ -324,23 +405,7 @@ def run_server(grid: Grid, context: Context, cfg: FLConfig) -> RunResult:
 
     def fit_config(server_round: int) -> dict[str, Any]:
         rnd = recorder_ref[0].global_round if recorder_ref else server_round
-        return {
-            "fedtts-round": int(rnd),
-            "local-epochs": cfg.local_epochs,
-            "lr": cfg.lr,
-            "batch-size": cfg.batch_size,
-            "l2": cfg.l2,
-            "enroll-refine": cfg.enroll_refine,
-            "seed": cfg.seed,
-            "dropout": cfg.dropout,
-            "fedtts-dp": cfg.dp,
-            "clip": cfg.clip,
-            "local-epsilon": cfg.local_epsilon,
-            "local-delta": cfg.local_delta,
-            "uniform-weight": cfg.dp != "off",
-            "start-model": cfg.init_model,  # "" = the shipped tuner_v0_synthetic.npz
-            "start-sha256": start_sha,  # clients refuse a start model whose frozen arrays differ
-        }
+        return cfg.fit_instructions(rnd, start_sha).to_config()
 
     strategy = build_strategy(cfg, trainable, population, fit_config)
     cgrid = CountingGrid(grid, cfg.round_timeout)
@@ -366,6 +431,9 @@ def run_server(grid: Grid, context: Context, cfg: FLConfig) -> RunResult:
         recorder.close()
     rows = [r for r in runlog.rounds if r["round"] > round_offset]
     print(summary_table(rows), flush=True)
+    for r in rows:
+        if r.get("gate") == "rejected":
+            print(f"round {r['round']}: v{r['version']} rejected, v{r['current']} kept: {r['gate_reason']}")
     eps, delta = recorder.privacy()
     if eps is not None:
         print(f"privacy spent (user level): epsilon={eps:.3f} delta={delta:.2e} population={population}")

@@ -16,10 +16,12 @@ flwr 1.42). What is added is what a voice federation needs on top:
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from flwr.common import FitIns, FitRes, Parameters, Scalar, ndarrays_to_parameters, parameters_to_ndarrays
@@ -47,6 +49,7 @@ log = logging.getLogger(__name__)
 class RoundStats:
     """What the last aggregation saw (read by the round recorder)."""
 
+    aggregated: bool = False  # aggregate_fit ran (SecAgg+ skips it when too few devices are left)
     sampled: int = 0
     results: int = 0
     failures: int = 0
@@ -124,6 +127,22 @@ class FedTTSStrategy(Strategy):
     def clip_now(self) -> float | None:
         return float(self.dp.clipping_norm) if self.dp is not None else None
 
+    # -------------------------------------------------------------- undo (release gate)
+    def snapshot(self) -> dict[str, Any]:
+        """What a round changes on the server: the global arrays and the server optimiser's state."""
+        opt = vars(self.server_opt) if self.server_opt is not None else {}
+        return {
+            "current": [a.copy() for a in self.current],
+            "opt": {k: copy.deepcopy(v) for k, v in opt.items() if k in _OPT_STATE},
+        }
+
+    def restore(self, snap: dict[str, Any]) -> None:
+        """Undo a rejected round: the next one starts from the kept model, and neither FedAvgM's
+        momentum nor FedAdam's moments carry the rejected step into later rounds."""
+        self.current = [a.copy() for a in snap["current"]]
+        for k, v in snap["opt"].items():
+            setattr(self.server_opt, k, copy.deepcopy(v))
+
     # -------------------------------------------------------------- bounds
     def bound(self) -> float:
         """Largest acceptable update norm: the clip (+ quantisation slack) where clients clip."""
@@ -155,6 +174,7 @@ class FedTTSStrategy(Strategy):
         failures: list[tuple[ClientProxy, FitRes] | BaseException],
     ) -> tuple[Parameters | None, dict[str, Scalar]]:
         st = self.stats
+        st.aggregated = True
         # SecAggPlusWorkflow lists a dropped client's error twice; count devices, not list entries
         st.results = len(results)
         st.failures = max(st.sampled - st.results, 0) if st.sampled else len(failures)
@@ -206,6 +226,10 @@ class FedTTSStrategy(Strategy):
         if not self._fits(arrays):
             return f"wrong shapes {[a.shape for a in arrays]}"
         return None
+
+
+# server-optimiser state a round changes: FedAvgM (weights, momentum), FedAdam/FedOpt (weights, moments)
+_OPT_STATE = ("initial_parameters", "momentum_vector", "current_weights", "m_t", "v_t")
 
 
 def build_strategy(

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .cache import cache_get, cache_put, default_cache_dir, key_for
 from .dictionary import PronunciationDict
-from .g2p_en import en_g2p
+from .g2p_en import en_g2p_units
 from .g2p_zh import pinyin_to_kokoro, zh_pinyin
 from .normalize import is_zh, normalize
 from .overrides import PronunciationError, check_pronunciation, find_overrides, find_unbalanced
@@ -31,7 +31,7 @@ __all__ = [
 
 log = logging.getLogger("fedtts.frontend")
 
-FRONTEND_VERSION = "2"
+FRONTEND_VERSION = "3"
 MAX_TOKENS = 510
 SENT_PAUSE, CLAUSE_PAUSE = 0.35, 0.15
 # validated inline overrides stand in the text as one private-use character each while it is split
@@ -102,6 +102,9 @@ class Segment:
     phonemes: str
     readable: str
     pause_after: float
+    # what word timestamps name, in order: (text, its phonemes, continues the previous word?), e.g.
+    # ("of the", "ʌvðə", False) or the characters of 银行 ("银", …, False), ("行", …, True)
+    units: tuple[tuple[str, str, bool], ...] = ()
 
 
 def _default_dict_path() -> Path | None:
@@ -167,6 +170,10 @@ class Frontend:
         an unbalanced override) is logged as a warning and appended to ``notes`` when given."""
         if text is None or not str(text).strip():
             raise TextError("text is empty")
+        from .ssml import is_ssml
+
+        if is_ssml(str(text)):
+            return self._analyze_ssml(str(text), notes)
         if self.cfg.use_cache:
             root = Path(self.cfg.cache_dir) if self.cfg.cache_dir else default_cache_dir()
             key = key_for(text, self.dictionary.content_key(), FRONTEND_VERSION)
@@ -174,7 +181,10 @@ class Frontend:
             segs = found = None
             if isinstance(hit, dict):
                 try:
-                    segs = [Segment(**d) for d in hit["segments"]]
+                    segs = [
+                        Segment(**{**d, "units": tuple(tuple(u) for u in d.get("units", ()))})
+                        for d in hit["segments"]
+                    ]
                     found = [Note(n["kind"], n["message"], tuple(n["dropped"])) for n in hit["notes"]]
                 except (TypeError, KeyError):
                     segs = None
@@ -192,6 +202,35 @@ class Frontend:
         if notes is not None:
             notes.extend(found)
         return segs
+
+    def _analyze_ssml(self, text: str, notes: list[Note] | None) -> list[Segment]:
+        """Segments of an SSML text (``frontend.ssml``): each span analysed as plain text, the pause
+        after its last segment the span's break/paragraph pause. Voice and prosody are the
+        pipeline's; here they only shape the spans (previews, phonemes, batch text fields)."""
+        from .ssml import parse_ssml
+
+        doc = parse_ssml(text)
+        for n in doc.notes:
+            log.warning("%s", n.message)
+        if notes is not None:
+            notes.extend(doc.notes)
+        out: list[Segment] = []
+        first_error: TextError | None = None
+        for i, span in enumerate(doc.spans):
+            try:
+                segs = self.analyze(span.text, notes)
+            except TextError as e:  # e.g. a span of only unsupported symbols: the others are read
+                if getattr(e, "fatal", False):
+                    raise
+                first_error = first_error or e
+                continue
+            pause = span.pause_after(span.rate, last=i == len(doc.spans) - 1)
+            if pause is not None:
+                segs[-1] = dataclasses.replace(segs[-1], pause_after=round(pause, 3))
+            out.extend(segs)
+        if not out:
+            raise first_error or TextError("the SSML document has no text to speak")
+        return out
 
     def phonemize(self, text: str) -> str:
         return " ".join(s.phonemes for s in self.analyze(text))
@@ -252,12 +291,14 @@ class Frontend:
                 buf += c
         pieces.append((buf, None))
         norm_parts, read_parts, ph_parts = [], [], []
+        units: list[tuple[str, str, bool]] = []
         langs = set()
         for txt, ov in pieces:
             if ov is not None:
                 norm_parts.append(ov.word)
                 read_parts.append(ov.readable)
                 ph_parts.append(ov.phonemes)
+                units.append((ov.word, ov.phonemes, False))
                 langs.add(ov.lang)
                 continue
             if not txt:
@@ -265,7 +306,7 @@ class Frontend:
             matches = self.dictionary.find(txt)
             i = 0
             for a, b, ph in matches:
-                self._plain(txt[i:a], norm_parts, read_parts, ph_parts, langs, notes)
+                self._plain(txt[i:a], norm_parts, read_parts, ph_parts, units, langs, notes)
                 try:
                     r, p, lang = check_pronunciation(txt[a:b], ph)
                 except PronunciationError as e:
@@ -273,9 +314,10 @@ class Frontend:
                 norm_parts.append(txt[a:b])
                 read_parts.append(r)
                 ph_parts.append(p)
+                units.append((txt[a:b], p, False))
                 langs.add(lang)
                 i = b
-            self._plain(txt[i:], norm_parts, read_parts, ph_parts, langs, notes)
+            self._plain(txt[i:], norm_parts, read_parts, ph_parts, units, langs, notes)
         phon = re.sub(r"\s+", " ", " ".join(p for p in ph_parts if p)).strip()
         phon = re.sub(r" ([,.!?;:…])", r"\1", phon)
         if not re.search(r"[^\s,.!?;:…—\"()]", phon):
@@ -283,9 +325,9 @@ class Frontend:
         lang = "mixed" if len(langs) > 1 else (langs.pop() if langs else "en")
         normalized = re.sub(r"\s+", " ", "".join(norm_parts)).strip()
         readable = re.sub(r"\s+", " ", " ".join(r for r in read_parts if r)).strip()
-        return Segment(_restore(raw, forced).strip(), normalized, lang, phon, readable, pause)
+        return Segment(_restore(raw, forced).strip(), normalized, lang, phon, readable, pause, tuple(units))
 
-    def _plain(self, txt: str, norm_parts, read_parts, ph_parts, langs, notes: Notes) -> None:
+    def _plain(self, txt: str, norm_parts, read_parts, ph_parts, units, langs, notes: Notes) -> None:
         if not txt:
             return
         t = screen(normalize(txt), notes)
@@ -300,7 +342,9 @@ class Frontend:
                 for ch, py in zh_pinyin(run):
                     if py:
                         rd.append(py)
-                        ph.append((" " if ch.startswith(" ") else "") + pinyin_to_kokoro(py))
+                        syl = pinyin_to_kokoro(py)
+                        ph.append((" " if ch.startswith(" ") else "") + syl)
+                        units.append((ch.strip(), syl, not ch.startswith(" ")))
                     elif ch.strip() in _PUNCT_MAP:
                         ch = ch.strip()
                         ph.append(_PUNCT_MAP[ch] + " ")
@@ -311,7 +355,8 @@ class Frontend:
                 ph_parts.append("".join(ph))
             elif re.search(r"[A-Za-z]", run):
                 langs.add("en")
-                r, p = en_g2p(run)
+                r, p, words = en_g2p_units(run)
+                units.extend((w, wp, False) for w, wp in words)
                 end = run.strip()[-1:] if run.strip() else ""
                 read_parts.append(r)
                 ph_parts.append(p + (_PUNCT_MAP.get(end, "")))
@@ -411,6 +456,7 @@ def _merge(group: list[tuple[Segment, str]], pause: float) -> tuple[Segment, str
         " ".join(g.phonemes for g in segs),
         " ".join(g.readable for g in segs),
         pause,
+        tuple(u for g in segs for u in g.units),
     )
     return seg, raw
 

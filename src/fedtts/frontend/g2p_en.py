@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import functools
+import math
 import re
 import shutil
 import subprocess
 
-__all__ = ["espeak_ipa", "ipa_to_kokoro", "en_g2p", "ACRONYMS", "SPELLED"]
+__all__ = ["espeak_ipa", "ipa_to_kokoro", "en_g2p", "en_g2p_units", "pair_words", "ACRONYMS", "SPELLED"]
 
 E2M = sorted(
     {
@@ -135,6 +136,12 @@ def _caps_reading(tok: str, shouted: bool, after_number: bool = False) -> str | 
 
 
 def en_g2p(text: str) -> tuple[str, str]:
+    """(readable IPA, Kokoro phonemes) for an English run (``en_g2p_units`` without the units)."""
+    readable, kokoro, _ = en_g2p_units(text)
+    return readable, kokoro
+
+
+def en_g2p_units(text: str) -> tuple[str, str, list[tuple[str, str]]]:
     """(readable IPA, Kokoro phonemes) for an English run. Words in capitals are read as words (in a
     shouted run, lower-cased first so espeak's own caps-acronym rules do not spell "US" or "IT"); known
     acronyms (`ACRONYMS`, `SPELLED`, `AMBIGUOUS` outside shouting) and vowelless words are spelled."""
@@ -156,6 +163,7 @@ def en_g2p(text: str) -> tuple[str, str]:
             parts.append(tok)
     # group plain words so espeak is called once per run of plain text
     readable, kokoro, buf = [], [], []
+    units: list[tuple[str, str]] = []  # (text words, their phonemes): what word timestamps name
 
     def flush():
         if buf:
@@ -165,14 +173,62 @@ def en_g2p(text: str) -> tuple[str, str]:
                 ipa = espeak_ipa(core)
                 readable.append(ipa.replace("^", ""))
                 kokoro.append(ipa_to_kokoro(ipa))
+                units.extend(
+                    pair_words([w for w in core.split() if any(c.isalnum() for c in w)], kokoro[-1].split())
+                )
             buf.clear()
 
-    for p in parts:
+    for p, tok in zip(parts, tokens, strict=True):
         if p.startswith("\0"):
             flush()
             readable.append(p[1:])
             kokoro.append(p[1:])
+            units.append((tok, p[1:]))
         else:
             buf.append(p)
     flush()
-    return " ".join(readable), " ".join(kokoro)
+    return " ".join(readable), " ".join(kokoro), units
+
+
+_STRESS = str.maketrans("", "", "ˈˌ")
+_PHONES_PER_LETTER = 0.85  # English spelling to Kokoro symbols, on average
+# (text words, phoneme words) a group may join: espeak runs short words together ("of the" → "ʌvðə")
+_GROUPS = ((1, 1), (2, 1), (3, 1), (4, 1), (1, 2), (1, 3))
+
+
+def pair_words(words: list[str], phons: list[str]) -> list[tuple[str, str]]:
+    """Text words matched to espeak's phoneme words, in order: one to one when the counts agree,
+    else the monotonic grouping whose lengths fit best (espeak joins unstressed words, and may split
+    a hyphenated one). A group of several text words is one unit ("of the", "ʌvðə")."""
+    if len(words) == len(phons) or not words or not phons:
+        if len(words) == len(phons):
+            return list(zip(words, phons, strict=True))
+        return [(" ".join(words), " ".join(phons))] if words and phons else []
+    letters = [max(1, sum(c.isalpha() for c in w)) for w in words]
+    sounds = [max(1, len(p.translate(_STRESS))) for p in phons]
+    n, m = len(words), len(phons)
+    inf = float("inf")
+    cost = [[inf] * (m + 1) for _ in range(n + 1)]
+    back: list[list[tuple[int, int] | None]] = [[None] * (m + 1) for _ in range(n + 1)]
+    cost[0][0] = 0.0
+    for i in range(n + 1):
+        for j in range(m + 1):
+            if cost[i][j] == inf:
+                continue
+            for a, b in _GROUPS:
+                if i + a > n or j + b > m:
+                    continue
+                ratio = (sum(sounds[j : j + b]) + 0.5) / (_PHONES_PER_LETTER * sum(letters[i : i + a]) + 0.5)
+                c = cost[i][j] + math.log(ratio) ** 2 + 0.3 * (a + b - 2)
+                if c < cost[i + a][j + b]:
+                    cost[i + a][j + b] = c
+                    back[i + a][j + b] = (a, b)
+    if cost[n][m] == inf:
+        return [(" ".join(words), " ".join(phons))]
+    out: list[tuple[str, str]] = []
+    i, j = n, m
+    while i or j:
+        a, b = back[i][j]
+        out.append((" ".join(words[i - a : i]), " ".join(phons[j - b : j])))
+        i, j = i - a, j - b
+    return out[::-1]

@@ -154,7 +154,8 @@ def strip_escapes(text: str, notes: Notes) -> str:
 
 def strip_markup_noted(text: str, notes: Notes) -> str:
     """HTML/SSML tags, markdown emphasis/images/links and emoji-joiners removed, with a note (SSML is
-    not interpreted: its tags are dropped and the text inside is read as plain text)."""
+    interpreted only in a text that starts with ``<speak>``, see ``ssml.py``; elsewhere its tags are
+    dropped and the text inside is read as plain text)."""
     tags = [m.group(0) for m in _TAG.finditer(text)]
     t = _TAG.sub(" ", text)
     t = html.unescape(t)
@@ -169,7 +170,8 @@ def strip_markup_noted(text: str, notes: Notes) -> str:
         notes.add(
             Note(
                 "ssml",
-                f"SSML is not supported yet: removed the tags {shown} and read the text inside as plain text",
+                f"SSML is not supported in the middle of a text (a text that starts with <speak> is read as "
+                f"SSML): removed the tags {shown} and read the text inside as plain text",
                 tuple(dict.fromkeys(tags)),
             )
         )

@@ -12,6 +12,8 @@ import functools
 
 import numpy as np
 
+from fedtts.base.dsp import mel_bands
+
 __all__ = ["design_fir", "equalize", "soft_limit"]
 
 SR = 24000
@@ -21,8 +23,6 @@ KNEE = 0.7
 
 @functools.lru_cache(maxsize=32)
 def _fir(gains_db: tuple[float, ...], sr: int, taps: int) -> np.ndarray:
-    from fedtts.voice.spectral_match import mel_bands
-
     g = np.asarray(gains_db, np.float64)
     n_fft = 2 * (taps - 1)
     fb = mel_bands(n_fft, sr, g.size)

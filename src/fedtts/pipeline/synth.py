@@ -22,14 +22,17 @@ import random
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from fedtts.engine.onnx_engine import MAX_TOKENS, SAMPLE_RATE
+from fedtts.frontend.ssml import is_ssml
 from fedtts.pipeline.equalizer import equalize
+from fedtts.pipeline.ssml_render import render_ssml
+from fedtts.pipeline.timing import Timeline, WordTiming, piece_words, unit_ranges
 
 __all__ = [
     "SAMPLE_RATES",
@@ -38,6 +41,7 @@ __all__ = [
     "SynthesisOptions",
     "SynthesisResult",
     "Synthesizer",
+    "collect",
     "split_phonemes",
 ]
 
@@ -104,6 +108,7 @@ class AudioChunk:
     pause_s: float = 0.0  # silence at the end of ``audio`` (the segment's pause_after)
     compute_s: float = 0.0  # wall time spent producing this chunk
     since_start_s: float = 0.0  # wall time from the request to this chunk being ready
+    words: list[WordTiming] = field(default_factory=list)  # seconds from the start of ``audio``
 
     @property
     def duration_s(self) -> float:
@@ -119,6 +124,7 @@ class SynthesisResult:
     voice: str = ""
     compute_s: float = 0.0
     first_chunk_s: float = 0.0
+    words: list[WordTiming] = field(default_factory=list)  # seconds from the start of ``audio``
 
     @property
     def duration_s(self) -> float:
@@ -265,16 +271,22 @@ def render_ahead(chunks: Iterator[AudioChunk], depth: int = AHEAD_CHUNKS) -> Ite
 
 def trim_silence(audio: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
     """Cut the model's leading and trailing silence, keeping short margins (soft onsets, decays)."""
+    start, end = trim_bounds(audio, sr)
+    return audio[start:end]
+
+
+def trim_bounds(audio: np.ndarray, sr: int = SAMPLE_RATE) -> tuple[int, int]:
+    """(first, end) sample of ``trim_silence``'s cut (word timestamps shift by the first)."""
     hop = sr // 100
     n = len(audio) // hop
     if n < 3:
-        return audio
+        return 0, len(audio)
     rms = np.sqrt(np.mean(audio[: n * hop].reshape(n, hop).astype(np.float64) ** 2, axis=1))
     db = 20.0 * np.log10(rms + 1e-10)
     active = np.flatnonzero(db > db.max() - TRIM_FLOOR_DB)
     start = max(0, active[0] * hop - int(TRIM_KEEP_S[0] * sr))
     end = min(len(audio), (active[-1] + 1) * hop + int(TRIM_KEEP_S[1] * sr))
-    return audio[start:end]
+    return int(start), int(end)
 
 
 def _fade(audio: np.ndarray, sr: int) -> np.ndarray:
@@ -298,6 +310,8 @@ class Synthesizer:
         self._frontend_override = frontend  # tests/other callers may inject a front end
         self._frontends: dict[tuple[bool, bool], Any] = {}
         self._lock = threading.Lock()
+        # name → Voice for SSML <voice name="…"> (None: stock packs and saved profiles)
+        self.voice_resolver = None
 
     # ------------------------------------------------------------ lazy parts
     @property
@@ -350,6 +364,9 @@ class Synthesizer:
         return render_ahead(self._run(text, voice, options, None))
 
     def _run(self, text: str, voice, options, sink: list | None) -> Iterator[AudioChunk]:
+        if text is not None and is_ssml(str(text)):  # <speak>…: spans rendered through this method
+            yield from render_ssml(self, str(text), voice, options, sink)
+            return
         options = (options or SynthesisOptions()).validate()
         t_start = time.perf_counter()
         if options.seed is not None:
@@ -366,13 +383,25 @@ class Synthesizer:
         rendered = [0]  # tokens rendered so far: the budget of the next chunk grows with it
         for seg, seg_is_last in self._segments(str(text), options, sink):
             phonemes = str(getattr(seg, "phonemes", "") or "").strip()
+            units = tuple(getattr(seg, "units", ()) or ())
+            ranges = unit_ranges(phonemes, units)
+            cursor = 0
             for piece, last_piece, cut_pause in self._pieces(phonemes, engine, rendered):
                 t0 = time.perf_counter()
                 tokens = engine.tokenize(piece)
+                piece_at = phonemes.find(piece.rstrip(","), cursor)  # a cut may add a comma
+                cursor = max(cursor, piece_at + 1)
                 if not tokens:
                     continue
                 rendered[0] += len(tokens)
-                audio = trim_silence(engine.infer(tokens, voice.style_for(len(tokens)), speed))
+                raw, frames = engine.infer_timed(tokens, voice.style_for(len(tokens)), speed)
+                start, end = trim_bounds(raw)
+                audio = raw[start:end]
+                words: list[WordTiming] = []
+                if frames is not None and piece_at >= 0 and units:
+                    words = piece_words(
+                        units, ranges, phonemes, piece, piece_at, engine.vocab, frames, start, len(audio)
+                    )
                 if eq is not None:
                     audio = equalize(audio, eq, SAMPLE_RATE)
                 audio = _fade(audio, SAMPLE_RATE)
@@ -401,6 +430,7 @@ class Synthesizer:
                     pause_s=n_pause / SAMPLE_RATE,
                     compute_s=now - t0,
                     since_start_s=now - t_start,
+                    words=words,
                 )
                 index += 1
         if index == 0:
@@ -453,25 +483,52 @@ class Synthesizer:
             raise first_error or _text_error(f"nothing to speak in {_preview(text)}")
         yield pending, True
 
-    def synthesize(self, text: str, voice, options: SynthesisOptions | None = None) -> SynthesisResult:
-        """Whole utterance: the concatenation of ``stream``."""
+    def synthesize(
+        self,
+        text: str,
+        voice,
+        options: SynthesisOptions | None = None,
+        on_chunk: Callable[[AudioChunk], None] | None = None,
+    ) -> SynthesisResult:
+        """Whole utterance: the concatenation of ``stream`` (``on_chunk`` sees each chunk as it is
+        made, e.g. for a progress bar)."""
         options = (options or SynthesisOptions()).validate()
         t0 = time.perf_counter()
-        audios: list[np.ndarray] = []
-        chunks: list[AudioChunk] = []
         segments: list[Any] = []
-        for chunk in self._run(text, voice, options, segments):
-            audios.append(chunk.audio)
-            chunks.append(dataclasses.replace(chunk, audio=np.zeros(0, dtype=np.float32)))
-        return SynthesisResult(
-            audio=np.concatenate(audios).astype(np.float32),
-            sample_rate=int(options.sample_rate),
-            segments=segments,
-            chunks=chunks,
-            voice=str(getattr(voice, "name", "")),
-            compute_s=time.perf_counter() - t0,
-            first_chunk_s=chunks[0].since_start_s if chunks else 0.0,
-        )
+        chunks = self._run(text, voice, options, segments)
+        if on_chunk is not None:
+            chunks = _tapped(chunks, on_chunk)
+        result = collect(chunks, int(options.sample_rate), str(getattr(voice, "name", "")), t0)
+        result.segments = segments
+        return result
+
+
+def _tapped(chunks: Iterator[AudioChunk], fn: Callable[[AudioChunk], None]) -> Iterator[AudioChunk]:
+    for chunk in chunks:
+        fn(chunk)
+        yield chunk
+
+
+def collect(chunks: Iterable[AudioChunk], sample_rate: int, voice: str = "", t0: float | None = None):
+    """Chunks → one ``SynthesisResult``: audio joined, chunks kept as metadata, word timestamps
+    counted from the start (``t0``: when the request began, for ``compute_s``)."""
+    t0 = time.perf_counter() if t0 is None else t0
+    audios: list[np.ndarray] = []
+    meta: list[AudioChunk] = []
+    timeline = Timeline()
+    for chunk in chunks:
+        audios.append(chunk.audio)
+        timeline.add(chunk)
+        meta.append(dataclasses.replace(chunk, audio=np.zeros(0, dtype=np.float32)))
+    return SynthesisResult(
+        audio=np.concatenate(audios).astype(np.float32) if audios else np.zeros(0, np.float32),
+        sample_rate=int(sample_rate),
+        chunks=meta,
+        voice=voice,
+        compute_s=time.perf_counter() - t0,
+        first_chunk_s=meta[0].since_start_s if meta else 0.0,
+        words=timeline.words,
+    )
 
 
 def _preview(text: str, n: int = 40) -> str:

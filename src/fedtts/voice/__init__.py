@@ -11,9 +11,10 @@ from fedtts.voice.profile import (
     stock_voice_names,
 )
 from fedtts.voice.reference import Reference, ReferenceError, load_reference, reference_from_array
-from fedtts.voice.resolve import register_resolver, resolve_reference, resolve_voice_name, resolvers
+from fedtts.voice.resolve import METHODS, resolve_reference, resolve_voice_name, resolvers
 
 __all__ = [
+    "METHODS",
     "PROSODY",
     "TIMBRE",
     "Reference",
@@ -24,7 +25,6 @@ __all__ = [
     "load_reference",
     "parse_voice_spec",
     "reference_from_array",
-    "register_resolver",
     "resolve_reference",
     "resolve_voice_name",
     "resolvers",

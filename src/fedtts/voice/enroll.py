@@ -16,9 +16,14 @@ from pathlib import Path
 
 import numpy as np
 
+from fedtts.base.tuner_weights import style_to_pack
+from fedtts.voice.bank import default_bank
 from fedtts.voice.profile import Voice
+from fedtts.voice.reference import Reference, ReferenceError, load_reference
+from fedtts.voice.refine import refine_style
+from fedtts.voice.tuner import VoiceTuner
 
-__all__ = ["EnrollConfig", "Enrollment", "enroll_speaker", "enroll_features"]
+__all__ = ["EnrollConfig", "Enrollment", "enroll_speaker", "enroll_features", "bank_voice"]
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +60,6 @@ class Enrollment:
 
 def enroll_features(clips: Sequence[str | Path]) -> tuple[np.ndarray, list[str]]:
     """Tuner features [n, 262] of the usable clips (cleaned like any reference); unusable ones skipped."""
-    from fedtts.voice.reference import ReferenceError, load_reference
-    from fedtts.voice.tuner import VoiceTuner
-
     feats, used = [], []
     for c in clips:
         try:
@@ -74,34 +76,17 @@ def enroll_features(clips: Sequence[str | Path]) -> tuple[np.ndarray, list[str]]
 
 def enroll_speaker(clips: Sequence[str | Path], cfg: EnrollConfig | None = None) -> Enrollment:
     """Features and target style for one speaker's clips (all on this machine)."""
-    from fedtts.voice.bank import default_bank
-    from fedtts.voice.tuner import style_to_pack
-
     cfg = (cfg or EnrollConfig()).validate()
     feats, used = enroll_features(list(clips)[: int(cfg.max_clips)])
     style, _ = default_bank().match(feats, k=cfg.k, temperature=cfg.temperature)
     if cfg.refine_steps:
-        from fedtts.voice.refine import refine_style
-
         style = refine_style(style, used, steps=int(cfg.refine_steps))
     style = np.asarray(style, np.float32)
     return Enrollment(features=feats, style=style, pack=style_to_pack(style), clips=used)
 
 
-def _bank_resolver(ref) -> Voice:
-    from fedtts.voice.bank import default_bank
-    from fedtts.voice.tuner import VoiceTuner, style_to_pack
-
+def bank_voice(ref: Reference) -> Voice:
+    """The "bank" cloning method (:data:`fedtts.voice.resolve.METHODS`): the best-matching bank styles."""
     style, top = default_bank().match(VoiceTuner.featurize(ref))
     log.info("bank match for %s: styles %s", ref.label, top.tolist())
     return Voice(name="clone", pack=style_to_pack(style), meta={"kind": "clone", "method": "bank"})
-
-
-def _register() -> None:
-    from fedtts.voice.bank import bank_available
-    from fedtts.voice.resolve import register_resolver
-
-    register_resolver("bank", _bank_resolver, priority=5, available=bank_available)
-
-
-_register()

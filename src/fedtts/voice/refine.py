@@ -20,8 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
+from fedtts.base.tuner_weights import pack_to_style, stock_prior, style_to_pack
+from fedtts.engine.whisper import transcribe
+from fedtts.frontend import Frontend
 from fedtts.voice.profile import Voice, VoiceError
 from fedtts.voice.reference import Reference
+from fedtts.voice.spectral_match import spectral_match
 
 __all__ = ["refine_style", "refine_voice", "recon_voice", "reference_phonemes", "REFINE_PHONEMES", "MODES"]
 
@@ -46,7 +50,7 @@ def refine_style(
     """Optimised style [256], starting from ``start``; the target is the speaker's clips."""
     from tqdm import tqdm
 
-    from fedtts.engine.inversion import InversionConfig, invert_style
+    from fedtts.engine.inversion import InversionConfig, invert_style  # torch: the [train] extra
     from fedtts.engine.torch_model import load_torch_model
 
     model = load_torch_model()
@@ -87,16 +91,11 @@ def refine_voice(
         raise VoiceError(f"unknown refine mode {mode!r}; choose from {', '.join(MODES)}")
     if mode == "recon":
         return recon_voice(voice, ref, steps=steps, progress=progress)
-    from fedtts.voice.tuner import stock_prior, style_to_pack
-
-    _, _, offsets = stock_prior()
-    start = (voice.pack - offsets).mean(0)  # the length-independent style of the pack
+    start = pack_to_style(voice.pack)  # the length-independent style of the pack
     style = refine_style(start, [(ref.audio, ref.sample_rate)], steps=steps, progress=progress)
     meta = {**voice.meta, "method": f"{voice.meta.get('method', 'clone')}+refine", "refine_steps": int(steps)}
     refined = Voice(name=voice.name, pack=style_to_pack(style), meta=meta)
     if "eq_strength" in voice.meta:  # the curve depends on the style's own spectrum: measure it anew
-        from fedtts.voice.spectral_match import spectral_match
-
         refined = spectral_match(refined, ref, float(voice.meta["eq_strength"]))
     return refined
 
@@ -109,17 +108,9 @@ def _spoken(text: str) -> str:
 
 def reference_phonemes(ref: Reference, text: str | None = None, lang: str | None = None) -> tuple[str, str]:
     """(transcript, Kokoro phonemes) of the clip: ``text``, else ``ref.text``, else Whisper's."""
-    from fedtts.frontend import Frontend
-
     text = (text or ref.text or "").strip()
     if not text:
-        try:
-            from fedtts.eval.asr import transcribe
-        except ImportError as e:  # the [eval] extra carries Whisper
-            raise VoiceError(
-                "reconstruction refine needs the clip's transcript: pass --ref-text, or install the "
-                f"[eval] extra for Whisper ({e})"
-            ) from e
+        # Whisper is the [eval] extra: without it transcribe raises AssetError naming what to install
         text = transcribe(ref.audio, ref.sample_rate, lang).strip()
         log.info("reference transcript (Whisper): %s", text)
         if not text:
@@ -145,16 +136,15 @@ def recon_voice(
 
     from tqdm import tqdm
 
-    from fedtts.engine.reconstruction import ReconConfig, TranscriptMismatch, fit_style
+    from fedtts.engine.reconstruction import ReconConfig, TranscriptMismatch, fit_style  # torch
     from fedtts.engine.torch_model import load_torch_model
-    from fedtts.voice.tuner import stock_prior, style_to_pack
 
     cfg = dataclasses.replace(config or ReconConfig(), steps=int(steps)).validate()
     transcript, phonemes = reference_phonemes(ref, text)
     _, std, offsets = stock_prior()
     model = load_torch_model()
     n = len(model.tokenize(phonemes))
-    start = (voice.pack - offsets).mean(0)
+    start = pack_to_style(voice.pack)
     bar = tqdm(total=int(cfg.steps), desc="refine (recon)", disable=not progress)
 
     def _tick(step: int, row: dict) -> None:
@@ -178,7 +168,5 @@ def recon_voice(
     }
     refined = Voice(name=voice.name, pack=style_to_pack(res.style), meta=meta)
     if "eq_strength" in voice.meta:  # the curve depends on the style's own spectrum: measure it anew
-        from fedtts.voice.spectral_match import spectral_match
-
         refined = spectral_match(refined, ref, float(voice.meta["eq_strength"]))
     return refined

@@ -1,8 +1,10 @@
-"""Reference → Voice, through a registry of resolvers ("nearest" stock pack first, "tuner" later).
+"""Reference → Voice with one of the cloning methods of :data:`METHODS`; ``--voice NAME`` → Voice.
 
 ``resolve_reference(ref)`` uses the best available method (``$FEDTTS_CLONE_METHOD`` or the
-``method`` argument override). ``resolve_voice_name(name)`` is what ``--voice NAME`` uses:
-stock packs first, then saved profiles, and blends ``"a:0.7,b:0.3"`` of either.
+``method`` argument override). The methods are a static table, not resolvers that register
+themselves when imported: which methods exist is visible here, and importing this module is enough
+to have all of them (no import order to get right). ``resolve_voice_name(name)`` is what
+``--voice NAME`` uses: stock packs first, then saved profiles, and blends ``"a:0.7,b:0.3"`` of either.
 """
 
 from __future__ import annotations
@@ -17,12 +19,22 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fedtts.engine import EngineConfig, KokoroEngine
+from fedtts.engine.assets import MODEL_SHA256, cache_dir, load_stock_packs
+from fedtts.voice.bank import bank_available
+from fedtts.voice.enroll import bank_voice
 from fedtts.voice.profile import Voice, VoiceError, parse_voice_spec, stock_voice, stock_voice_names
+from fedtts.voice.prosody import measure_prosody
 from fedtts.voice.reference import Reference
+from fedtts.voice.speaker import embed
+from fedtts.voice.spectral_match import spectral_match as match_spectrum
+from fedtts.voice.store import ProfileStore
+from fedtts.voice.tuner import tuner_available, tuner_voice
 
 __all__ = [
+    "METHODS",
+    "Method",
     "Resolver",
-    "register_resolver",
     "resolvers",
     "resolve_reference",
     "resolve_voice_name",
@@ -38,32 +50,22 @@ log = logging.getLogger(__name__)
 Resolver = Callable[[Reference], Voice]
 
 
-@dataclass
-class _Entry:
+@dataclass(frozen=True)
+class Method:
+    """A cloning method: the function, its rank among available ones, and whether it can run here."""
+
     fn: Resolver
     priority: int
     available: Callable[[], bool]
 
 
-_REGISTRY: dict[str, _Entry] = {}
-
-
-def register_resolver(
-    name: str, fn: Resolver, priority: int = 0, available: Callable[[], bool] | None = None
-) -> None:
-    """Add a method; the highest-priority available one is the default."""
-    _REGISTRY[name] = _Entry(fn, priority, available or (lambda: True))
-
-
-def _load_builtin_resolvers() -> None:
-    import fedtts.voice.enroll  # noqa: F401  (registers "bank")
-    import fedtts.voice.tuner  # noqa: F401  (registers "tuner")
+def _always() -> bool:
+    return True
 
 
 def resolvers() -> list[str]:
-    """Registered method names, default first."""
-    _load_builtin_resolvers()
-    return [n for n, _ in sorted(_REGISTRY.items(), key=lambda kv: -kv[1].priority)]
+    """Method names, default first."""
+    return [n for n, _ in sorted(METHODS.items(), key=lambda kv: -kv[1].priority)]
 
 
 def resolve_reference(ref: Reference, method: str | None = None, spectral_match: float = 1.0) -> Voice:
@@ -72,24 +74,21 @@ def resolve_reference(ref: Reference, method: str | None = None, spectral_match:
     ``spectral_match`` (0–1.5) equalises the clone toward the reference's long-term spectrum
     (:mod:`fedtts.voice.spectral_match`); 0 leaves the model's own colour.
     """
-    _load_builtin_resolvers()
     method = method or os.environ.get("FEDTTS_CLONE_METHOD") or None
     if method:
-        if method not in _REGISTRY:
+        if method not in METHODS:
             raise VoiceError(f"unknown clone method '{method}'; available: {', '.join(resolvers())}")
-        entry = _REGISTRY[method]
+        entry = METHODS[method]
         if not entry.available():
             raise VoiceError(f"clone method '{method}' is not available (missing weights or packages)")
     else:
-        method = next(n for n in resolvers() if _REGISTRY[n].available())
-        entry = _REGISTRY[method]
+        method = next(n for n in resolvers() if METHODS[n].available())
+        entry = METHODS[method]
     voice = entry.fn(ref)
     voice.meta.setdefault("method", method)
     voice.meta.setdefault("clip_sha256", ref.sha256)
     if spectral_match:
-        from fedtts.voice.spectral_match import spectral_match as match
-
-        voice = match(voice, ref, spectral_match)
+        voice = match_spectrum(voice, ref, spectral_match)
     return voice
 
 
@@ -112,9 +111,7 @@ def render_phonemes(voice: Voice, phonemes: str = CALIBRATION_PHONEMES, engine=N
 
 
 @functools.lru_cache(maxsize=1)
-def _engine():
-    from fedtts.engine import EngineConfig, KokoroEngine
-
+def _engine() -> KokoroEngine:
     return KokoroEngine(EngineConfig(threads=2))
 
 
@@ -127,8 +124,6 @@ class StockProfile:
 
 
 def _stock_key() -> str:
-    from fedtts.engine.assets import MODEL_SHA256, load_stock_packs
-
     h = hashlib.sha256(MODEL_SHA256.encode())
     h.update(CALIBRATION_PHONEMES.encode())
     for name, pack in sorted(load_stock_packs().items()):
@@ -140,10 +135,6 @@ def _stock_key() -> str:
 @functools.lru_cache(maxsize=1)
 def stock_profiles() -> dict[str, StockProfile]:
     """Embedding and F0 of each stock pack, rendered once and cached in cache_dir()/voice."""
-    from fedtts.engine.assets import cache_dir
-    from fedtts.voice.prosody import measure_prosody
-    from fedtts.voice.speaker import embed
-
     key = _stock_key()
     path = cache_dir() / "voice" / f"stock_profiles_{key}.json"
     if path.is_file():
@@ -179,9 +170,6 @@ F0_WEIGHT = 0.02  # score penalty per semitone of median-F0 difference
 
 def nearest_stock(ref: Reference) -> tuple[str, float, list[tuple[str, float]]]:
     """(best pack, its score, all scores) where score = cosine − F0_WEIGHT·|ΔF0 semitones|."""
-    from fedtts.voice.prosody import measure_prosody
-    from fedtts.voice.speaker import embed
-
     e = embed(ref.audio, ref.sample_rate)
     f0 = measure_prosody(ref.audio, ref.sample_rate).f0_median_st
     scores = []
@@ -192,7 +180,8 @@ def nearest_stock(ref: Reference) -> tuple[str, float, list[tuple[str, float]]]:
     return scores[0][0], scores[0][1], scores
 
 
-def _nearest_resolver(ref: Reference) -> Voice:
+def nearest_voice(ref: Reference) -> Voice:
+    """The "nearest" cloning method: the stock pack that sounds closest (always available)."""
     name, score, scores = nearest_stock(ref)
     log.info(
         "nearest stock pack for %s: %s (score %.3f; %s)",
@@ -206,7 +195,12 @@ def _nearest_resolver(ref: Reference) -> Voice:
     return v
 
 
-register_resolver("nearest", _nearest_resolver, priority=0)
+METHODS: dict[str, Method] = {
+    "tuner": Method(tuner_voice, priority=10, available=tuner_available),
+    "bank": Method(bank_voice, priority=5, available=bank_available),
+    "nearest": Method(nearest_voice, priority=0, available=_always),
+}
+"""The cloning methods; the highest-priority available one is the default."""
 
 
 # ------------------------------------------------------------------ names
@@ -215,8 +209,6 @@ register_resolver("nearest", _nearest_resolver, priority=0)
 def _lookup(name: str) -> Voice:
     if name in stock_voice_names():
         return stock_voice(name)
-    from fedtts.voice.store import ProfileStore
-
     store = ProfileStore()
     if store.exists(name):
         return store.get(name)

@@ -11,7 +11,7 @@ dev speakers it raised the independent, normalised MFCC similarity of tuner clon
 (0.29) did not (docs/clone.md).
 
 The clone's own LTAS is predicted from its style by a ridge map fitted on renders of the style
-bank (public model only; ``fedtts train spectrum``), because a render would cost a second.
+bank (public model only; ``fedtts train spectrum``, :mod:`fedtts.train.spectrum`), because a render would cost a second.
 Bands the reference does not carry (e.g. above 8 kHz in a 16 kHz recording) are not cut: the
 curve holds its last carried value there, so a band-limited clip does not band-limit the clone.
 """
@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from fedtts.base.dsp import N_BANDS, ltas_db
+from fedtts.base.tuner_weights import pack_to_style
 from fedtts.voice.profile import Voice
 from fedtts.voice.reference import Reference
 
@@ -35,42 +37,16 @@ __all__ = [
     "match_curve",
     "RenderSpectrum",
     "render_spectrum",
-    "fit_render_spectrum",
     "spectral_match",
     "SPECTRUM_FILE",
 ]
 
 log = logging.getLogger(__name__)
 
-SR = 24000
-N_BANDS = 32
 MAX_GAIN_DB = 12.0
 CARRIED_DB = 45.0  # a band more than this below the loudest band is not carried by the recording
 SPECTRUM_FILE = "render_spectrum_v1.npz"
 VERSION = 1
-
-
-@functools.lru_cache(maxsize=4)
-def mel_bands(n_fft: int, sr: int = SR, n_bands: int = N_BANDS) -> np.ndarray:
-    """Triangular mel filters [n_bands, n_fft//2 + 1] from 50 Hz to just under Nyquist."""
-    from fedtts.eval.metrics import mel_filterbank
-
-    return mel_filterbank(n_bands, n_fft, sr)
-
-
-def ltas_db(audio: np.ndarray, sr: int = SR) -> np.ndarray:
-    """Long-term average spectrum [N_BANDS] (dB): mean log mel-band power over speech frames."""
-    x = np.asarray(audio, np.float32)
-    if sr != SR:
-        import soxr
-
-        x = soxr.resample(x, sr, SR).astype(np.float32)
-    from fedtts.eval.metrics import windowed_frames
-
-    fr, level = windowed_frames(x, 1024, 256, "a long-term spectrum (< 43 ms)")
-    keep = level > level.max() - 35.0  # speech frames, not pauses
-    p = np.abs(np.fft.rfft(fr[keep], axis=1)) ** 2
-    return (10 * np.log10(p @ mel_bands(1024).T + 1e-10)).mean(0).astype(np.float32)
 
 
 def match_curve(
@@ -111,16 +87,6 @@ class RenderSpectrum:
             return cls(z["w"], z["b"], z["mean"])
 
 
-def fit_render_spectrum(styles: np.ndarray, ltas: np.ndarray, ridge: float = 3.0) -> RenderSpectrum:
-    """Fit the map on (style, measured render LTAS) pairs (ridge on centred styles)."""
-    x = np.asarray(styles, np.float64)
-    y = np.asarray(ltas, np.float64)
-    mean = x.mean(0)
-    xc = x - mean
-    w = np.linalg.solve(xc.T @ xc + ridge * np.eye(x.shape[1]), xc.T @ (y - y.mean(0)))
-    return RenderSpectrum(w, y.mean(0), mean)
-
-
 @functools.lru_cache(maxsize=1)
 def render_spectrum() -> RenderSpectrum:
     """The shipped map (``fedtts/data/render_spectrum_v1.npz``)."""
@@ -131,10 +97,7 @@ def render_spectrum() -> RenderSpectrum:
 
 
 def _style_of(voice: Voice) -> np.ndarray:
-    from fedtts.voice.tuner import stock_prior
-
-    _, _, offsets = stock_prior()
-    return (voice.pack - offsets).mean(0)
+    return pack_to_style(voice.pack)
 
 
 def spectral_match(voice: Voice, ref: Reference, strength: float = 1.0) -> Voice:
@@ -153,37 +116,3 @@ def spectral_match(voice: Voice, ref: Reference, strength: float = 1.0) -> Voice
         )
         meta.update(eq_db=[round(float(g), 2) for g in curve], eq_strength=strength)
     return Voice(name=voice.name, pack=voice.pack.copy(), meta=meta)
-
-
-def train_render_spectrum(n_styles: int = 120, seed: int = 0, ridge: float = 3.0, progress: bool = True):
-    """Render ``n_styles`` style-bank entries and the stock packs on the calibration sentence,
-    measure their LTAS, fit the map. Public model and styles only (no recordings)."""
-    from tqdm import tqdm
-
-    from fedtts.voice.bank import default_bank
-    from fedtts.voice.profile import stock_voice, stock_voice_names
-    from fedtts.voice.resolve import render_phonemes
-    from fedtts.voice.tuner import style_to_pack
-
-    bank = default_bank()
-    pick = np.random.default_rng(seed).permutation(len(bank.styles))[: int(n_styles)]
-    voices = [Voice("bank", style_to_pack(bank.styles[i])) for i in pick]
-    voices += [stock_voice(n) for n in stock_voice_names()]
-    styles, ltas = [], []
-    for v in tqdm(voices, desc="render spectrum", disable=not progress):
-        styles.append(_style_of(v))
-        ltas.append(ltas_db(render_phonemes(v)))
-    styles_a, ltas_a = np.stack(styles), np.stack(ltas)
-    # held-out check: fit on all but every 5th voice, report the error on those
-    test = np.arange(len(voices)) % 5 == 0
-    held = fit_render_spectrum(styles_a[~test], ltas_a[~test], ridge)
-    err = held.predict(styles_a[test]) - ltas_a[test]
-    err -= err.mean(1, keepdims=True)  # curves are level-free
-    base = ltas_a[test] - ltas_a[~test].mean(0)
-    base -= base.mean(1, keepdims=True)
-    stats = {
-        "voices": len(voices),
-        "heldout_rms_db": float(np.sqrt(np.mean(err**2))),
-        "constant_rms_db": float(np.sqrt(np.mean(base**2))),
-    }
-    return fit_render_spectrum(styles_a, ltas_a, ridge), stats

@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from fedtts.base.tuner_weights import TUNER_VERSION
+from fedtts.engine.assets import data_dir
 from fedtts.voice.profile import PACK_SHAPE, Voice, VoiceError, stock_voice_names
 
 __all__ = ["ProfileStore", "ProfileInfo", "validate_name", "FORMAT_VERSION", "EXPORT_SUFFIX"]
@@ -60,8 +62,6 @@ class ProfileStore:
 
     def __init__(self, root: Path | None = None):
         if root is None:
-            from fedtts.engine.assets import data_dir
-
             root = data_dir() / "voices"
         self.root = Path(root)
 
@@ -127,8 +127,6 @@ class ProfileStore:
         d = self._dir(name)
         if d.exists() and not overwrite:
             raise VoiceError(f"voice '{name}' already exists ({d}); remove it first or choose another name")
-        from fedtts.voice.tuner import TUNER_VERSION
-
         meta: dict[str, Any] = {
             "format": FORMAT_VERSION,
             "name": name,

