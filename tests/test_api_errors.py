@@ -68,7 +68,7 @@ def test_rejected_upload_id_and_enrollment_are_deleted(api):
     assert list(svc.upload_dir.iterdir()) == []
     r = client.post("/v1/audio/speech", json={"input": "hi", "reference_audio": uid})
     assert r.status_code == 404 and r.json()["error"]["code"] == "unknown_upload"
-    form = {"name": "anna", "consent": "true"}
+    form = {"name": "anna", "consent": "true", "consent_name": "Anna"}
     r = client.post("/v1/voices", data=form, files={"file": ("a.wav", b"\x00\x01" * 400, "audio/wav")})
     _assert_clean(r, 400, "reference_audio", svc)
     r = client.post(

@@ -42,6 +42,20 @@ def test_help_is_fast_and_light():
     assert r.returncode == 0 and "say" in r.stdout and "batch" in r.stdout
 
 
+def test_say_with_a_stock_voice_loads_no_torch_flwr_gradio_or_training(tmp_path):
+    """Plain synthesis keeps the optional extras and fedtts.train out of the process (issue 16)."""
+    out = tmp_path / "x.wav"
+    code = (
+        "import sys; import fedtts.app.cli as c; "
+        f"rc = c.main(['say', 'Hello there.', '--voice', 'jf_alpha', '--out', {str(out)!r}]); "
+        "print(rc, sorted(m for m in ('torch', 'flwr', 'gradio') if m in sys.modules), "
+        "sorted(m for m in sys.modules if m.startswith('fedtts.train')))"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert r.stdout.strip().splitlines()[-1] == "0 [] []", r.stdout + r.stderr
+    assert out.is_file()
+
+
 def test_empty_text(capsys, tmp_path):
     code, _, err = run(capsys, "say", "   ", "--out", str(tmp_path / "x.wav"))
     assert code == 2

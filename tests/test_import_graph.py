@@ -14,12 +14,6 @@ import pytest
 
 _SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "import_graph.py"
 
-# Cycles inside the SSML work in progress (frontend.ssml, pipeline.ssml_render), owned elsewhere: each
-# is tolerated only as exactly this pair; any other cycle, or one of these growing, fails.
-PENDING = {
-    frozenset({"fedtts.frontend.core", "fedtts.frontend.ssml"}),
-    frozenset({"fedtts.pipeline.ssml_render", "fedtts.pipeline.synth"}),
-}
 RUNTIME = ("fedtts.base", "fedtts.frontend", "fedtts.engine", "fedtts.voice", "fedtts.pipeline")
 # Layers, bottom first: an import may point to its own layer or below (README "Layout").
 LAYERS = {
@@ -36,8 +30,6 @@ LAYERS = {
 }
 UPWARD_ALLOWED = {
     ("fedtts.base.tuner_weights", "fedtts.engine.assets"),  # the stock packs: a leaf, numpy only
-    # the batch task-file parser lives in app.batch (owned elsewhere); it belongs in pipeline
-    ("fedtts.eval.speak_eval", "fedtts.app.batch"),
 }
 
 
@@ -52,7 +44,7 @@ def graph():
 
 def test_no_import_cycle_among_fedtts_modules(graph):
     mod, scanned = graph
-    found = [c for c in mod.cycles(mod.dependency_edges(scanned)) if frozenset(c) not in PENDING]
+    found = mod.cycles(mod.dependency_edges(scanned))
     assert not found, f"import cycles among fedtts modules (in-function imports included): {found}"
     assert not mod.cycles(mod.import_edges(scanned)), "a cycle at import time"
 
@@ -89,3 +81,13 @@ def test_imports_point_down_the_layers(graph):
         if _layer(target) > _layer(name) and (name, target) not in UPWARD_ALLOWED
     ]
     assert not up, f"imports pointing up the layers: {up}"
+
+
+def test_in_function_imports_are_few_and_deliberate(graph):
+    mod, scanned = graph
+    deferred = [(name, line, t) for name, info in scanned.items() for line, t in info.deferred]
+    assert len(deferred) <= mod.MAX_DEFERRED, f"{len(deferred)} fedtts imports inside functions"
+    unexplained = [f"{n}:{line} -> {t}" for n, line, t in deferred if mod.deferral_reason(t) is None]
+    assert not unexplained, (
+        f"imports inside functions that defer no optional extra (move them to the top): {unexplained}"
+    )

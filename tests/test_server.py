@@ -239,6 +239,19 @@ def test_clone_from_reference_base64_and_upload_id(client, dev_manifest):
     assert r.status_code == 200, r.text
     a1, sr = _decode(r.content, "wav")
     assert_speech(a1, sr, TEXT)
+    # a clone is watermarked and says so; the detect endpoint finds the mark, not in the real clip
+    assert r.headers["x-watermark"] == "perth" and r.headers["x-synthetic-voice"] == "cloned"
+    with sf.SoundFile(io.BytesIO(r.content)) as f:
+        assert "synthetic speech" in f.copy_metadata()["comment"]
+    d = client.post("/v1/audio/detect", files={"file": ("out.wav", r.content, "audio/wav")})
+    assert d.status_code == 200, d.text
+    assert d.json()["marked"] is True and d.json()["frame_share"] > 0.5
+    d = client.post("/v1/audio/detect", files={"file": ("ref.flac", clip, "audio/flac")})
+    assert d.status_code == 200 and d.json()["marked"] is False
+    bad = client.post("/v1/audio/detect", files={"file": ("x.wav", b"not audio" * 50, "audio/wav")})
+    _error(bad, 400, "unreadable_audio")
+    _error(client.post("/v1/audio/detect", data={"x": "1"}), 400, "missing_field")
+    assert _speech(client, response_format="wav").headers["x-watermark"] == "none"  # stock voice
     up = client.post("/v1/uploads", files={"file": ("ref.flac", clip, "audio/flac")})
     assert up.status_code == 201, up.text
     uid = up.json()["id"]
@@ -273,10 +286,18 @@ def test_voices_enroll_use_export_delete(client, dev_manifest, tmp_path):
         400,
         "invalid_name",
     )
-    r = client.post("/v1/voices", data={"name": "alice", "consent": "true"}, files=files)
+    _error(  # who agreed is part of the consent record: required
+        client.post("/v1/voices", data={"name": "alice", "consent": "true"}, files=files),
+        400,
+        "consent_required",
+    )
+    form = {"name": "alice", "consent": "true", "consent_name": "Alice Liddell"}
+    r = client.post("/v1/voices", data=form, files=files)
     assert r.status_code == 201, r.text
     assert r.json()["meta"]["consent"] is True
-    _error(client.post("/v1/voices", data={"name": "alice", "consent": "true"}, files=files), 409, "exists")
+    rec = r.json()["meta"]["consent_record"]
+    assert rec["name"] == "Alice Liddell" and rec["via"] == "api" and len(rec["clip_sha256"]) == 64
+    _error(client.post("/v1/voices", data=form, files=files), 409, "exists")
     listed = {v["id"]: v for v in client.get("/v1/voices").json()["data"]}
     assert listed["alice"]["type"] == "profile" and listed["jf_alpha"]["type"] == "stock"
     r = _speech(client, voice="alice:0.6,jm_kumo:0.4", response_format="wav", save=True)

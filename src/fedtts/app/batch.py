@@ -3,7 +3,7 @@
 Two line schemas are accepted:
   GLM-TTS: ``{"uttid", "prompt_text", "prompt_speech", "syn_text"}``
   simple:  ``{"prompt_audio", "input_text", "output_name"}``
-Clip paths are relative to the JSONL's folder. Outputs: ``OUT/<name>.wav`` and ``OUT/text_compare.jsonl``
+Clip paths are relative to the JSONL's folder (lines are read by ``fedtts.pipeline.tasks``). Outputs: ``OUT/<name>.wav`` and ``OUT/text_compare.jsonl``
 (one row per task line: status done/skipped/redone/failed/rejected, normalised text and phonemes or the
 error), optionally ``OUT.zip``. A task file or option that cannot be used at all raises BatchError
 (the CLI's exit 2); a bad line is reported and the rest goes on (exit 1 at the end).
@@ -12,10 +12,8 @@ error), optionally ``OUT.zip``. A task file or option that cannot be used at all
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
-import unicodedata
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +23,9 @@ import soundfile as sf
 
 from fedtts.pipeline.audio_io import atomic_path, write_audio
 from fedtts.pipeline.synth import SynthesisOptions, Synthesizer
+from fedtts.pipeline.tasks import BatchError, BatchItem, ItemError, parse_tasks, safe_name
 from fedtts.pipeline.timing import SUBTITLE_FORMATS, write_subtitles
+from fedtts.voice import ReferenceError, VoiceError, load_reference, resolve_reference, resolve_voice_name
 
 __all__ = [
     "BatchConfig",
@@ -42,19 +42,6 @@ __all__ = [
 DEFAULT_VOICE = "jf_alpha"
 TEXT_COMPARE = "text_compare.jsonl"
 _WRITTEN = ("done", "redone", "skipped")  # statuses whose row has an audio file
-
-
-class BatchError(ValueError):
-    """The task file or an option cannot be used at all (missing, a folder, binary, no tasks)."""
-
-
-class ItemError(ValueError):
-    """A task line that cannot be used; says which field and why."""
-
-    def __init__(self, field_name: str | None, message: str):
-        super().__init__(f"field '{field_name}': {message}" if field_name else message)
-        self.field = field_name
-        self.raw: str | None = None  # the task line (start), for the text_compare row of a rejected line
 
 
 @dataclass
@@ -85,17 +72,6 @@ class BatchConfig:
 
 
 @dataclass
-class BatchItem:
-    line: int
-    name: str
-    text: str
-    prompt: Path | None
-    prompt_field: str
-    prompt_text: str | None
-    text_field: str = "syn_text"
-
-
-@dataclass
 class BatchReport:
     total: int = 0
     done: int = 0
@@ -109,107 +85,6 @@ class BatchReport:
     @property
     def ok(self) -> bool:
         return not self.failed
-
-
-def safe_name(name: Any, field_name: str) -> str:
-    """An output name that stays inside the output folder (no folders, '..', absolute paths) and is
-    printable (a newline or a bidi override in a file name breaks listings and scripts)."""
-    if not isinstance(name, str) or not name.strip():
-        raise ItemError(field_name, "must be a non-empty string")
-    ctrl = next(
-        (c for c in name if unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp")), None
-    )
-    if ctrl is not None:
-        kind = (
-            "control" if unicodedata.category(ctrl) in ("Cc", "Cf", "Zl", "Zp") else "unassigned/private-use"
-        )
-        raise ItemError(
-            field_name, f"{name!r} contains the {kind} character U+{ord(ctrl):04X}: names must be printable"
-        )
-    name = name.strip()
-    if name.lower().endswith(".wav"):
-        name = name[:-4]
-    bad = (
-        os.path.isabs(name)
-        or "/" in name
-        or "\\" in name
-        or name.startswith(".")
-        or "\x00" in name
-        or not name
-    )
-    if bad:
-        raise ItemError(field_name, f"{name!r} is not a plain file name (no folders, '..' or absolute paths)")
-    if len(name) > 200 or len(name.encode("utf-8")) > 240:  # file systems allow 255 bytes with '.wav'
-        raise ItemError(field_name, f"{name[:40]!r}… is too long for a file name (200 characters, 240 bytes)")
-    return name
-
-
-def _item(line_no: int, raw: str, base: Path) -> BatchItem:
-    try:
-        obj = json.loads(raw)
-    except json.JSONDecodeError as e:
-        raise ItemError(None, f"malformed JSON ({e.msg} at column {e.colno})") from e
-    if not isinstance(obj, dict):
-        raise ItemError(None, f"expected a JSON object, got {type(obj).__name__}")
-    if "syn_text" in obj or "uttid" in obj:
-        text_f, name_f, prompt_f, ptext_f = "syn_text", "uttid", "prompt_speech", "prompt_text"
-    elif "input_text" in obj:
-        text_f, name_f, prompt_f, ptext_f = "input_text", "output_name", "prompt_audio", "prompt_text"
-    else:
-        raise ItemError(None, "neither {uttid, syn_text, ...} nor {input_text, output_name, ...}")
-    text = obj.get(text_f)
-    if not isinstance(text, str) or not text.strip():
-        raise ItemError(text_f, "missing or empty text")
-    if name_f in obj:
-        name = safe_name(obj[name_f], name_f)
-    elif name_f == "output_name":
-        name = f"item_{line_no:05d}"
-    else:
-        raise ItemError(name_f, "missing")
-    prompt = obj.get(prompt_f)
-    ppath = None
-    if prompt not in (None, ""):
-        if not isinstance(prompt, str):
-            raise ItemError(prompt_f, "must be a path string")
-        ppath = Path(prompt).expanduser()
-        if not ppath.is_absolute():
-            ppath = base / ppath
-    ptext = obj.get(ptext_f)
-    return BatchItem(line_no, name, text, ppath, prompt_f, ptext if isinstance(ptext, str) else None, text_f)
-
-
-def parse_tasks(path: Path) -> list[BatchItem | tuple[int, ItemError]]:
-    """Every non-blank line as an item, or (line number, error) for the bad ones."""
-    out: list[BatchItem | tuple[int, ItemError]] = []
-    try:
-        data = Path(path).read_bytes()
-    except OSError as e:
-        raise BatchError(f"task file {path} cannot be read: {e.strerror or e}") from e
-    if b"\x00" in data:
-        raise BatchError(f"{path}: binary data (NUL byte at offset {data.index(0)}), not a JSONL task file")
-    try:
-        # split at newlines only: str.splitlines would also cut at U+2028 or \x1c inside a JSON string
-        lines = [x.rstrip("\r") for x in data.decode("utf-8-sig").split("\n")]
-    except UnicodeDecodeError as e:
-        raise BatchError(
-            f"{path}: not UTF-8 text ({e.reason} at byte {e.start}), not a JSONL task file"
-        ) from e
-    if not any(x.strip() for x in lines):
-        raise BatchError(f"{path}: no task lines (the file is empty)")
-    seen: dict[str, int] = {}
-    for i, raw in enumerate(lines, start=1):
-        if not raw.strip():
-            continue
-        try:
-            item = _item(i, raw, Path(path).resolve().parent)
-            if item.name in seen:
-                raise ItemError("name", f"output name '{item.name}' already used on line {seen[item.name]}")
-            seen[item.name] = i
-            out.append(item)
-        except ItemError as e:
-            e.raw = raw if len(raw) <= 300 else raw[:300] + "…"
-            out.append((i, e))
-    return out
 
 
 def incomplete_audio(path: Path) -> str | None:
@@ -261,8 +136,6 @@ def _say(msg: str) -> None:
 def run_batch(cfg: BatchConfig, synthesizer: Synthesizer | None = None) -> BatchReport:
     """Synthesise every line; failures are reported with their line number and the batch goes on."""
     from tqdm import tqdm
-
-    from fedtts.voice import ReferenceError, VoiceError, load_reference, resolve_reference, resolve_voice_name
 
     cfg = cfg.validate()
     synth = synthesizer or Synthesizer()
@@ -336,7 +209,7 @@ def run_batch(cfg: BatchConfig, synthesizer: Synthesizer | None = None) -> Batch
                     res = synth.synthesize(item.text, voice, opts)
                     if subs is not None:  # before the audio: an output that exists is a finished item
                         write_subtitles(subs, res.words)
-                    write_audio(wav, res.audio, res.sample_rate)
+                    write_audio(wav, res.audio, res.sample_rate, tags=res.tags)
                     report.compute_s += time.perf_counter() - t0
                     report.audio_s += res.duration_s
                     row.update(_text_fields(res.segments), status="redone" if broken else "done")

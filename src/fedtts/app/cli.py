@@ -16,9 +16,31 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from fedtts.engine.onnx_engine import BACKENDS, DEFAULT_BACKEND
+from fedtts.app.batch import BatchConfig, BatchError, run_batch
+from fedtts.app.service import check_output_root, parse_duration, prune_outputs
+from fedtts.engine.onnx_engine import BACKENDS, DEFAULT_BACKEND, EngineConfig
+from fedtts.frontend import DictionaryError, Frontend, FrontendConfig, PronunciationDict
+from fedtts.frontend.cache import cache_clear, cache_info
+from fedtts.pipeline import SynthesisOptions, Synthesizer
+from fedtts.pipeline.audio_io import (
+    AudioFormatError,
+    atomic_path,
+    encode_audio,
+    format_for_path,
+    to_int16,
+    write_audio,
+)
+from fedtts.pipeline.book import BookConfig, BookError, read_book, render_book
+from fedtts.pipeline.timing import Timeline, subtitle_format, write_subtitles
+from fedtts.pipeline.watermark import output_tags
+from fedtts.voice import load_reference, resolve_reference, resolve_voice_name, stock_voice_names
+from fedtts.voice.refine import refine_voice
+from fedtts.voice.store import ProfileStore
+from fedtts.voice.style import adjust_prosody, apply_emotion, emotion_from_reference
 
 __all__ = ["main", "build_parser", "PLUGINS", "DEFAULT_VOICE", "CliError"]
 
@@ -36,6 +58,7 @@ PLUGINS: list[tuple[str, str]] = [
     ("fedtts.app.cli_serve", "register"),
     ("fedtts.app.cli_wyoming", "register"),
     ("fedtts.app.cli_voice", "register"),
+    ("fedtts.app.cli_detect", "register"),
 ]
 
 log = logging.getLogger("fedtts")
@@ -92,11 +115,15 @@ def add_synthesis_args(p: argparse.ArgumentParser) -> None:
         default=DEFAULT_BACKEND,
         help=f"inference back end (default {DEFAULT_BACKEND}; one that cannot load falls back to it)",
     )
+    p.add_argument(
+        "--no-watermark",
+        dest="watermark",
+        action="store_false",
+        help="do not mark a cloned voice's output (warned, and recorded in the file's tags)",
+    )
 
 
 def options_from_args(args: argparse.Namespace):
-    from fedtts.pipeline import SynthesisOptions
-
     try:
         return SynthesisOptions(
             sample_rate=args.sample_rate,
@@ -104,15 +131,13 @@ def options_from_args(args: argparse.Namespace):
             seed=args.seed,
             use_phoneme=bool(args.phoneme) or bool(getattr(args, "dict", None)),
             use_cache=bool(args.use_cache),
+            watermark=bool(getattr(args, "watermark", True)),
         ).validate()
     except ValueError as e:
         raise CliError(str(e), 2) from e
 
 
 def make_synthesizer(args: argparse.Namespace):
-    from fedtts.engine.onnx_engine import EngineConfig
-    from fedtts.pipeline import Synthesizer
-
     try:
         ecfg = EngineConfig(
             threads=args.threads, backend=getattr(args, "backend", DEFAULT_BACKEND)
@@ -121,8 +146,6 @@ def make_synthesizer(args: argparse.Namespace):
         raise CliError(str(e), 2) from e
     fcfg = None
     if getattr(args, "dict", None):
-        from fedtts.frontend import FrontendConfig
-
         fcfg = FrontendConfig(dict_path=_checked_dict(args))
     return Synthesizer(engine_config=ecfg, frontend_config=fcfg)
 
@@ -130,8 +153,6 @@ def make_synthesizer(args: argparse.Namespace):
 def _checked_dict(args: argparse.Namespace) -> Path:
     """The --dict file, read and validated now (a bad line is a usage error naming file:line), with a
     warning when --phoneme was not given: a user who names a dictionary wants it applied, so it is."""
-    from fedtts.frontend import DictionaryError, PronunciationDict
-
     path = Path(args.dict)
     if not path.is_file():
         raise CliError(f"--dict: dictionary file not found: {path}", 2)
@@ -170,18 +191,15 @@ def resolve_voice(
 ):
     """``--voice`` spec or ``--ref`` clip → Voice; says on stderr which voice was chosen."""
     if ref:
-        from fedtts.voice import load_reference, resolve_reference
-
         reference = load_reference(ref, text=ref_text)
         for w in reference.warnings:
             print(f"warning: {ref}: {w}", file=sys.stderr)
         voice = resolve_reference(reference, spectral_match=spectral_match)
         if refine:
             try:
-                from fedtts.voice.refine import refine_voice
-            except ImportError as e:
+                voice = refine_voice(voice, reference, steps=refine, progress=True)
+            except ImportError as e:  # torch is imported when refining starts
                 raise CliError(f"--refine needs the [train] extra (torch): {e}", 1) from e
-            voice = refine_voice(voice, reference, steps=refine, progress=True)
         base = voice.meta.get("base")
         how = voice.meta.get("method", "resolver")
         print(
@@ -189,27 +207,20 @@ def resolve_voice(
             file=sys.stderr,
         )
         return voice
-    from fedtts.voice import resolve_voice_name
 
     return resolve_voice_name(spec or DEFAULT_VOICE)
 
 
 def shape_voice(voice, args: argparse.Namespace):
     """Apply ``--emotion-ref/--emotion-strength`` and the ``--pitch/--expressiveness`` knobs."""
-    from fedtts.voice.style import adjust_prosody, apply_emotion, emotion_from_reference
-
     ref = getattr(args, "emotion_ref", None)
     if ref:
         if Path(ref).is_file():
-            from fedtts.voice import load_reference
-
             reference = load_reference(ref, text=getattr(args, "emotion_ref_text", None))
             for w in reference.warnings:
                 print(f"warning: {ref}: {w}", file=sys.stderr)
             voice = emotion_from_reference(voice, reference, args.emotion_strength)
         else:
-            from fedtts.voice import resolve_voice_name
-
             voice = apply_emotion(voice, resolve_voice_name(ref), args.emotion_strength)
     elif getattr(args, "emotion_strength", 1.0) != 1.0:
         raise CliError("--emotion-strength needs --emotion-ref CLIP|VOICE", 2)
@@ -228,9 +239,6 @@ def _read_text(text: str) -> str:
 
 
 def cmd_say(args: argparse.Namespace) -> int:
-    from fedtts.pipeline.audio_io import AudioFormatError, format_for_path, write_audio
-    from fedtts.pipeline.timing import subtitle_format, write_subtitles
-
     text = _read_text(args.text)
     if not text.strip():
         raise CliError("text is empty: give something to say", 2)
@@ -268,12 +276,10 @@ def cmd_say(args: argparse.Namespace) -> int:
     else:
         result = _synthesize_with_progress(synth, text, voice, options, quiet=args.quiet)
         if out == "-":
-            from fedtts.pipeline.audio_io import encode_audio
-
             sys.stdout.buffer.write(encode_audio(result.audio, result.sample_rate, "pcm"))
             sys.stdout.buffer.flush()
         else:
-            write_audio(out, result.audio, result.sample_rate)
+            write_audio(out, result.audio, result.sample_rate, tags=result.tags)
         n, dur, words = len(result.chunks), result.duration_s, result.words
     if args.subtitles:
         write_subtitles(args.subtitles, words)
@@ -334,9 +340,6 @@ def _say_stream(synth, text, voice, options, out: str, fmt: str) -> tuple[int, f
     Returns (chunks, seconds of audio, word timings from the start)."""
     import numpy as np
 
-    from fedtts.pipeline.audio_io import atomic_path, to_int16, write_audio
-    from fedtts.pipeline.timing import Timeline
-
     timeline = Timeline()
     counted = [0, 0.0]
 
@@ -358,11 +361,14 @@ def _say_stream(synth, text, voice, options, out: str, fmt: str) -> tuple[int, f
         with atomic_path(out) as tmp:
             sub = "PCM_16"
             with sf.SoundFile(tmp, "w", options.sample_rate, 1, format=fmt.upper(), subtype=sub) as f:
+                for key, value in output_tags(voice, options.watermark).items():  # a clone: synthetic
+                    setattr(f, key, value)
                 for chunk in chunks():
                     f.write(np.clip(chunk.audio, -1, 1))
                     f.flush()  # header updated: the partial file is playable
     else:
-        write_audio(out, np.concatenate([c.audio for c in chunks()]), options.sample_rate)
+        audio = np.concatenate([c.audio for c in chunks()])
+        write_audio(out, audio, options.sample_rate, tags=output_tags(voice, options.watermark))
     return counted[0], counted[1], timeline.words
 
 
@@ -376,8 +382,6 @@ def _report_chunk(chunk) -> None:
 
 def cmd_phonemize(args: argparse.Namespace) -> int:
     import dataclasses
-
-    from fedtts.frontend import Frontend, FrontendConfig
 
     text = _read_text(args.text)
     if not text.strip():
@@ -397,8 +401,6 @@ def cmd_phonemize(args: argparse.Namespace) -> int:
 
 def cmd_batch(args: argparse.Namespace) -> int:
     """Exit 2 when the task file or an option is unusable (nothing is run), 1 when an item failed."""
-    from fedtts.app.batch import BatchConfig, BatchError, run_batch
-
     options = options_from_args(args)
     cfg = BatchConfig(
         tasks=Path(args.tasks),
@@ -420,8 +422,6 @@ def cmd_book(args: argparse.Namespace) -> int:
     """An audiobook: one audio + subtitle file per chapter, then one M4B/MP3 with chapter marks.
     Exit 2 for an unreadable book or option (nothing is made); a second run resumes."""
     from tqdm import tqdm
-
-    from fedtts.pipeline.book import BookConfig, BookError, read_book, render_book
 
     options = options_from_args(args)
     subtitles = None if args.subtitles == "none" else args.subtitles
@@ -473,8 +473,6 @@ def cmd_book(args: argparse.Namespace) -> int:
 
 
 def cmd_cache(args: argparse.Namespace) -> int:
-    from fedtts.frontend.cache import cache_clear, cache_info
-
     if args.action == "clear":
         print(f"removed {cache_clear()} cache entries")
         return 0
@@ -485,8 +483,6 @@ def cmd_cache(args: argparse.Namespace) -> int:
 
 def cmd_outputs(args: argparse.Namespace) -> int:
     """``fedtts outputs info|clean``: the UI/API output folder's size, and cleaning it by age."""
-    from fedtts.app.service import check_output_root, parse_duration, prune_outputs
-
     root = Path(args.dir)
     age = None
     if args.action == "clean" and args.older_than is not None:  # a bad option fails before anything else
@@ -523,13 +519,9 @@ def cmd_outputs(args: argparse.Namespace) -> int:
 
 
 def cmd_voices(args: argparse.Namespace) -> int:
-    from fedtts.voice import stock_voice_names
-
     for name in stock_voice_names():
         print(f"{name}\tstock")
     if importlib.util.find_spec("fedtts.voice.store") is not None:
-        from fedtts.voice.store import ProfileStore
-
         for info in ProfileStore().list():
             print(f"{info.name}\tsaved")
     return 0
@@ -646,6 +638,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def standalone_main(register: Callable[[Any], None], argv: list[str] | None = None) -> int:
+    """Run one command group on its own (``python -m fedtts.app.cli_serve serve ...``)."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    parser = argparse.ArgumentParser(prog="fedtts")
+    register(parser.add_subparsers(dest="cmd", required=True))
+    args = parser.parse_args(argv)
+    return int(args.func(args) or 0)
+
+
 def _load_plugin(sub, module: str, fn: str) -> None:
     try:
         if importlib.util.find_spec(module) is None:
@@ -673,6 +674,7 @@ def _expected_errors() -> tuple[tuple[type, ...], tuple[type, ...]]:
         ("fedtts.pipeline.synth", "SynthesisError"),
         ("fedtts.pipeline.audio_io", "AudioFormatError"),
         ("fedtts.pipeline.book", "BookError"),
+        ("fedtts.pipeline.watermark", "UnreadableAudio"),
     ]:
         m = sys.modules.get(mod)
         if m is not None and hasattr(m, name):

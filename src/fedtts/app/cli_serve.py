@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
-import logging
 import os
 import sys
 from pathlib import Path
+
+from fedtts.app.cli import standalone_main
+from fedtts.app.service import ServiceConfig, TTSService, parse_duration
 
 __all__ = ["register", "main", "service_config_from_args"]
 
@@ -46,8 +48,6 @@ def _common(p: argparse.ArgumentParser, port: int, max_chars: int) -> None:
 
 
 def service_config_from_args(args: argparse.Namespace):
-    from fedtts.app.service import ServiceConfig, parse_duration
-
     try:
         max_age = parse_duration(args.max_output_age)
     except ValueError as e:
@@ -88,13 +88,20 @@ def _check_port(port: int) -> str | None:
     return None if 0 <= port <= 65535 else f"--port must be 0-65535, got {port}"
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
+def _checked_config(args: argparse.Namespace) -> ServiceConfig | str:
+    """The service config the options ask for, or the message saying which option is wrong."""
     if (err := _check_port(args.port)) is not None:
-        return _fail(err)
+        return err
     try:
-        cfg = service_config_from_args(args)
+        return service_config_from_args(args)
     except ValueError as e:
-        return _fail(str(e))
+        return str(e)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    cfg = _checked_config(args)
+    if isinstance(cfg, str):
+        return _fail(cfg)
     if not is_loopback(args.host) and not cfg.api_key:
         if not args.no_auth:
             return _fail(
@@ -110,7 +117,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from fedtts.app.server import create_app
-    from fedtts.app.service import TTSService
 
     service = TTSService(cfg)
     if not args.no_warmup:
@@ -125,12 +131,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    if (err := _check_port(args.port)) is not None:
-        return _fail(err)
-    try:
-        cfg = service_config_from_args(args)
-    except ValueError as e:
-        return _fail(str(e))
+    cfg = _checked_config(args)
+    if isinstance(cfg, str):
+        return _fail(cfg)
     from fedtts.app.web import launch
 
     if not is_loopback(args.host):
@@ -157,11 +160,7 @@ def register(subparsers) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m fedtts.app.cli_serve serve ...`` (same as ``fedtts serve ...``)."""
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    parser = argparse.ArgumentParser(prog="fedtts")
-    register(parser.add_subparsers(dest="cmd", required=True))
-    args = parser.parse_args(argv)
-    return int(args.func(args) or 0)
+    return standalone_main(register, argv)
 
 
 if __name__ == "__main__":

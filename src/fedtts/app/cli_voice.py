@@ -1,17 +1,20 @@
 """``fedtts voice …`` (saved voice profiles) and ``fedtts train tuner`` / ``fedtts eval clone``.
 
-``register(subparsers)`` is called by fedtts.app.cli; heavy imports happen inside the handlers so
-``fedtts --help`` stays fast.
+``register(subparsers)`` is called by fedtts.app.cli; training code (``fedtts.train``) is imported
+inside its handlers, so no other ``fedtts`` command loads it.
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 import time
 
-from fedtts.app.cli import SPECTRAL_HELP, match_strength
+from fedtts.app.cli import SPECTRAL_HELP, match_strength, standalone_main
+from fedtts.eval import clone_eval, emotion_eval  # their options are added when the parser is built
+from fedtts.voice import ReferenceError, VoiceError, load_reference, resolve_reference, stock_voice_names
+from fedtts.voice.refine import refine_voice
+from fedtts.voice.store import CONSENT_STATEMENT, ConsentRecord, ProfileStore, consent_status, validate_name
 
 __all__ = ["register", "main"]
 
@@ -22,9 +25,6 @@ def _err(msg: str) -> int:
 
 
 def _cmd_add(args: argparse.Namespace) -> int:
-    from fedtts.voice import ReferenceError, VoiceError, load_reference, resolve_reference
-    from fedtts.voice.store import ProfileStore, validate_name
-
     if args.clip and args.ref and args.clip != args.ref:
         return _err(f"give the clip once: either CLIP ({args.clip}) or --ref ({args.ref})")
     args.clip = args.clip or args.ref
@@ -50,7 +50,14 @@ def _cmd_add(args: argparse.Namespace) -> int:
         if args.refine:
             voice = _refine(voice, ref, args.refine)
         info = store.add(
-            args.name, voice, consent=True, reference=ref, keep_clip=args.keep_clip, overwrite=args.force
+            args.name,
+            voice,
+            consent=True,
+            reference=ref,
+            keep_clip=args.keep_clip,
+            overwrite=args.force,
+            consent_name=args.consent_name or "",
+            consent_via="cli",
         )
     except (ReferenceError, VoiceError) as e:
         return _err(str(e))
@@ -63,21 +70,66 @@ def _cmd_add(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_show(args: argparse.Namespace) -> int:
+    """A profile's metadata and its consent record (who, what, when, which clip, how)."""
+    try:
+        meta = ProfileStore().meta(args.name)
+    except VoiceError as e:
+        return _err(str(e))
+    print(f"voice {args.name}")
+    for key in (
+        "created",
+        "imported",
+        "method",
+        "base",
+        "tuner_version",
+        "speech_s",
+        "clip_sha256",
+        "clip_file",
+    ):
+        if meta.get(key) is not None:
+            print(f"  {key}: {meta[key]}")
+    status = consent_status(meta)
+    rec = ConsentRecord.from_meta(meta)
+    print(f"  consent: {status}")
+    if rec is not None:
+        print(
+            f"    who: {rec.name}\n    when: {rec.time}\n    how: {rec.via}\n    clip sha256: {rec.clip_sha256}"
+        )
+        print(f"    statement: {rec.statement}")
+    elif status == "legacy":
+        print("    (given with --consent before consent records existed; no details)")
+    else:
+        print(
+            f"    unknown: the voice cannot be used until `fedtts voice consent {args.name} --name 'FULL NAME' --yes`"
+        )
+    print("  outputs: synthetic, PerTh-watermarked (see `fedtts detect`)")
+    return 0
+
+
+def _cmd_consent(args: argparse.Namespace) -> int:
+    """Record the speaker's consent for a profile that has none (e.g. imported without a record)."""
+    if not args.yes:
+        return _err(
+            f'confirm with --yes that {args.who!r} agreed to have their voice cloned: "{CONSENT_STATEMENT}"'
+        )
+    try:
+        rec = ProfileStore().confirm_consent(args.name, args.who, via="confirmed")
+    except VoiceError as e:
+        return _err(str(e))
+    print(f"recorded consent for voice '{args.name}': {rec.name}, {rec.time}")
+    return 0
+
+
 def _refine(voice, ref, steps: int):
     """Gradient-based enrollment through the differentiable model (needs the [train] extra)."""
-    from fedtts.voice import VoiceError
-
     try:
-        from fedtts.voice.refine import refine_voice
-    except ImportError as e:
+        return refine_voice(voice, ref, steps=steps, progress=True)
+    except ImportError as e:  # torch is imported when refining starts
         raise VoiceError(f"--refine needs torch (pip install 'fedtts[train]'): {e}") from e
-    return refine_voice(voice, ref, steps=steps, progress=True)
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    from fedtts.voice import stock_voice_names
-    from fedtts.voice.store import ProfileStore
-
     store = ProfileStore()
     infos = store.list()
     if args.stock:
@@ -97,9 +149,6 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_rm(args: argparse.Namespace) -> int:
-    from fedtts.voice import VoiceError
-    from fedtts.voice.store import ProfileStore
-
     try:
         ProfileStore().remove(args.name)
     except VoiceError as e:
@@ -109,9 +158,6 @@ def _cmd_rm(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from fedtts.voice import VoiceError
-    from fedtts.voice.store import ProfileStore
-
     try:
         out = ProfileStore().export(args.name, args.file)
     except (VoiceError, OSError) as e:
@@ -121,14 +167,17 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
-    from fedtts.voice import VoiceError
-    from fedtts.voice.store import ProfileStore
-
     try:
         info = ProfileStore().import_(args.file, name=args.name, overwrite=args.force)
     except (VoiceError, OSError) as e:
         return _err(str(e))
     print(f"imported voice '{info.name}' from {args.file}")
+    if consent_status(info.meta) == "unknown":
+        print(
+            f"warning: {args.file} has no consent record: voice '{info.name}' cannot be used until you "
+            f"confirm with `fedtts voice consent {info.name} --name 'FULL NAME' --yes`",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -152,9 +201,7 @@ def _cmd_train_bank(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval_clone(args: argparse.Namespace) -> int:
-    from fedtts.eval.clone_eval import main as eval_main
-
-    return eval_main(args)
+    return clone_eval.main(args)
 
 
 def register(subparsers) -> None:
@@ -172,6 +219,12 @@ def register(subparsers) -> None:
     a.add_argument("--ref-text", "--ref_text", default=None, help="transcript of the clip (optional)")
     a.add_argument("--consent", action="store_true", help="the speaker agreed to have their voice cloned")
     a.add_argument(
+        "--consent-name",
+        default=None,
+        metavar="WHO",
+        help="who agreed (recorded in the profile's consent record)",
+    )
+    a.add_argument(
         "--refine", type=int, default=0, metavar="N", help="N gradient refinement steps (needs torch)"
     )
     a.add_argument("--spectral-match", type=match_strength, default=1.0, metavar="S", help=SPECTRAL_HELP)
@@ -187,6 +240,16 @@ def register(subparsers) -> None:
     rm = sub.add_parser("rm", help="delete a saved voice")
     rm.add_argument("name")
     rm.set_defaults(func=_cmd_rm)
+
+    sh = sub.add_parser("show", help="a saved voice's details and consent record")
+    sh.add_argument("name")
+    sh.set_defaults(func=_cmd_show)
+
+    co = sub.add_parser("consent", help="record consent for a voice that has none (e.g. imported)")
+    co.add_argument("name")
+    co.add_argument("--name", dest="who", required=True, metavar="WHO", help="the person who agreed")
+    co.add_argument("--yes", action="store_true", help="confirm the consent statement")
+    co.set_defaults(func=_cmd_consent)
 
     ex = sub.add_parser("export", help="write a saved voice to one file")
     ex.add_argument("name")
@@ -260,34 +323,20 @@ def _bank_args(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_eval_emotion(args: argparse.Namespace) -> int:
-    from fedtts.eval.emotion_eval import main as emotion_main
-
-    return emotion_main(args)
+    return emotion_eval.main(args)
 
 
 def _emotion_args(p: argparse.ArgumentParser) -> None:
-    from fedtts.eval.emotion_eval import add_args
-
-    add_args(p)
+    emotion_eval.add_args(p)
 
 
 def _eval_args(p: argparse.ArgumentParser) -> None:
-    from fedtts.eval.clone_eval import add_args
-
-    add_args(p)
+    clone_eval.add_args(p)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Standalone entry (``python -m fedtts.app.cli_voice``) for when cli.py has not wired us yet."""
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    parser = argparse.ArgumentParser(prog="fedtts")
-    register(parser.add_subparsers(dest="cmd", required=True))
-    args = parser.parse_args(argv)
-    return int(args.func(args) or 0)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return standalone_main(register, argv)
 
 
 def _spectrum_args(p: argparse.ArgumentParser) -> None:
@@ -314,3 +363,7 @@ def _cmd_train_spectrum(args: argparse.Namespace) -> int:
         f"({time.perf_counter() - t0:.0f} s)"
     )
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

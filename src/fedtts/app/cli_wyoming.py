@@ -9,7 +9,9 @@ import argparse
 import sys
 from urllib.parse import urlparse
 
+from fedtts.app.cli import CliError
 from fedtts.app.cli_serve import is_loopback
+from fedtts.app.service import ServiceError
 
 __all__ = ["register", "cmd_wyoming", "config_from_args"]
 
@@ -37,8 +39,6 @@ def config_from_args(args: argparse.Namespace):
 
 
 def cmd_wyoming(args: argparse.Namespace) -> int:
-    from fedtts.app.cli import CliError
-    from fedtts.app.service import ServiceError
     from fedtts.app.wyoming_server import serve
 
     try:

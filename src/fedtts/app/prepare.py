@@ -19,6 +19,7 @@ from fedtts.engine.assets import (
 OPTIONAL = [
     ("fedtts.eval.asr", "prepare"),
     ("fedtts.engine.torch_export", "prepare"),  # the onnx-fp32 back end ([train]: needs torch)
+    ("fedtts.train.watermark_export", "prepare"),  # the PerTh watermark of clones, torch → ONNX
 ]
 
 

@@ -34,6 +34,7 @@ from fedtts.app.service import (
     SpeechRequest,
     TTSService,
 )
+from fedtts.pipeline.audio_io import encode_audio, to_int16
 
 __all__ = ["create_app", "SpeechBody", "BodyLimitMiddleware", "MODEL_IDS", "MEDIA_TYPES"]
 
@@ -333,9 +334,9 @@ def _speech_routes(r: APIRouter, svc: TTSService) -> None:
                 result = await run_in_threadpool(svc.synthesize, req, ticket, deadline)
                 audio, sr = result.audio, result.sample_rate
                 data, saved = await run_in_threadpool(
-                    _encode_and_save, svc, audio, sr, fmt, body.save, body.voice
+                    _encode_and_save, svc, audio, sr, fmt, body.save, body.voice, req.extra.get("tags")
                 )
-                headers = _headers(sr, len(audio) / sr, saved)
+                headers = _headers(sr, len(audio) / sr, saved) | _mark_headers(req)
                 if body.timestamps:
                     return JSONResponse(_captioned(data, fmt, result), headers=headers)
                 return Response(data, media_type=MEDIA_TYPES[fmt], headers=headers)
@@ -347,8 +348,34 @@ def _speech_routes(r: APIRouter, svc: TTSService) -> None:
         return StreamingResponse(
             _stream_body(first, gen, fmt),
             media_type=MEDIA_TYPES[fmt],
-            headers={"X-Sample-Rate": str(req.sample_rate), "Cache-Control": "no-store"},
+            headers={"X-Sample-Rate": str(req.sample_rate), "Cache-Control": "no-store"} | _mark_headers(req),
         )
+
+    @r.post("/audio/detect", tags=["speech"])
+    async def detect(request: Request) -> dict[str, Any]:
+        """Is this audio PerTh-watermarked (made with a cloned voice)? Multipart ``file`` or
+        ``upload_id``; WAV/FLAC/MP3/OGG/M4A. The clip sent is not kept."""
+        form = await _form(request)
+        try:
+            path = await _form_audio(svc, form, "file")
+            sent = hasattr(form.get("file"), "read")
+        finally:
+            await form.close()
+        try:
+            result = await run_in_threadpool(svc.detect, path)
+        finally:
+            if sent:
+                svc.discard_upload(path)
+        return {"object": "watermark.detection", "watermark": "perth-implicit", **result.to_dict()}
+
+
+def _mark_headers(req: SpeechRequest) -> dict[str, str]:
+    """Say in the response whether the audio carries the watermark (clones do; stock voices not)."""
+    if not req.extra.get("watermarked"):
+        return {"X-Watermark": "none"}
+    tags = req.extra.get("tags") or {}
+    marked = "NOT watermarked" not in tags.get("comment", "")
+    return {"X-Watermark": "perth" if marked else "none", "X-Synthetic-Voice": "cloned"}
 
 
 def _to_request(svc: TTSService, body: SpeechBody) -> SpeechRequest:
@@ -399,10 +426,10 @@ def _looks_like_voice(svc: TTSService, v: str) -> bool:
         return False
 
 
-def _encode_and_save(svc: TTSService, audio, sr: int, fmt: str, save: bool, voice: str):
-    from fedtts.pipeline.audio_io import encode_audio
-
-    data = encode_audio(audio, sr, fmt)
+def _encode_and_save(
+    svc: TTSService, audio, sr: int, fmt: str, save: bool, voice: str, tags: dict[str, str] | None = None
+):
+    data = encode_audio(audio, sr, fmt, tags=tags)
     saved = None
     if save:
         saved = svc.output_path(f"api-{voice}", f".{fmt if fmt != 'pcm' else 'raw'}")
@@ -435,8 +462,6 @@ def wav_stream_header(sr: int) -> bytes:
 
 def _stream_body(first, gen, fmt: str):
     """Sync generator (starlette runs it in a thread): one encoded piece per pipeline chunk."""
-    from fedtts.pipeline.audio_io import encode_audio, to_int16
-
     try:
         if fmt == "wav":
             yield wav_stream_header(first.sample_rate)
@@ -472,8 +497,8 @@ def _voice_routes(r: APIRouter, svc: TTSService) -> None:
 
     @r.post("/voices", tags=["voices"], status_code=201)
     async def create_voice(request: Request) -> dict[str, Any]:
-        """Enroll a voice: multipart form ``name``, ``consent=true``, ``file`` (or ``upload_id``),
-        optional ``ref_text`` and ``keep_clip``."""
+        """Enroll a voice: multipart form ``name``, ``consent=true``, ``consent_name`` (who agreed),
+        ``file`` (or ``upload_id``), optional ``ref_text`` and ``keep_clip``."""
         form = await _form(request)
         try:
             name = str(form.get("name") or "").strip()
@@ -484,7 +509,8 @@ def _voice_routes(r: APIRouter, svc: TTSService) -> None:
             ref_text = str(form.get("ref_text") or "").strip() or None
             keep = str(form.get("keep_clip") or "").strip().lower() in ("1", "true", "yes", "on")
             try:
-                info = await run_in_threadpool(svc.enroll, name, path, consent, ref_text, keep)
+                who = str(form.get("consent_name") or "").strip()
+                info = await run_in_threadpool(svc.enroll, name, path, consent, ref_text, keep, who, "api")
             except ServiceError:
                 if hasattr(form.get("file"), "read"):  # sent with this request: not kept when refused
                     svc.discard_upload(path)

@@ -13,7 +13,6 @@ import binascii
 import contextlib
 import ctypes
 import gc
-import importlib.util
 import logging
 import os
 import re
@@ -32,7 +31,36 @@ from typing import Any
 
 import numpy as np
 
+import fedtts
+from fedtts.app.batch import BatchConfig, run_batch
+from fedtts.engine.assets import MODEL_FILENAME, MODEL_SHA256, data_dir
+from fedtts.engine.onnx_engine import EngineConfig
+from fedtts.federated.versions import VersionError, VersionRegistry
+from fedtts.frontend import FRONTEND_VERSION, Frontend, FrontendConfig, PronunciationDict
+from fedtts.frontend.cache import cache_clear, cache_info
+from fedtts.pipeline import SynthesisOptions, Synthesizer
+from fedtts.pipeline.audio_io import write_audio
 from fedtts.pipeline.synth import collect
+from fedtts.pipeline.watermark import (
+    Detection,
+    UnreadableAudio,
+    WatermarkError,
+    detect_file,
+    is_clone,
+    output_tags,
+)
+from fedtts.voice import (
+    ReferenceError,
+    VoiceError,
+    load_reference,
+    resolve_reference,
+    resolve_voice_name,
+    resolvers,
+    stock_voice_names,
+    tuner,
+)
+from fedtts.voice.store import ProfileStore, consent_status, validate_name
+from fedtts.voice.style import adjust_prosody, apply_emotion, emotion_from_reference
 
 __all__ = [
     "DEFAULT_VOICE",
@@ -499,13 +527,8 @@ class TTSService:
             return self._synth
 
     def _new_synthesizer(self, engine=None):
-        from fedtts.engine.onnx_engine import EngineConfig
-        from fedtts.pipeline import Synthesizer
-
         fcfg = None
         if self.config.dict_path is not None and Path(self.config.dict_path).is_file():
-            from fedtts.frontend import FrontendConfig
-
             fcfg = FrontendConfig(dict_path=Path(self.config.dict_path))
         ecfg = EngineConfig(threads=self.config.threads).validate()
         synth = Synthesizer(engine_config=ecfg, frontend_config=fcfg, engine=engine)
@@ -525,8 +548,6 @@ class TTSService:
 
     def warm_up(self) -> None:
         """Load the model and the front end now, so the first request is not slow."""
-        from fedtts.pipeline import SynthesisOptions
-
         voice = self.resolve_voice(DEFAULT_VOICE)
         for _ in self.synthesizer.stream("Hi.", voice, SynthesisOptions()):
             pass
@@ -549,25 +570,14 @@ class TTSService:
 
     # ------------------------------------------------------------ voices
     def voice_names(self) -> dict[str, list[str]]:
-        from fedtts.voice import stock_voice_names
-
         return {"stock": list(stock_voice_names()), "saved": self.store().names() if self.store() else []}
 
-    def store(self):
-        """The saved-profile store, or None while fedtts.voice.store has not landed."""
-        if importlib.util.find_spec("fedtts.voice.store") is None:
-            return None
-        from fedtts.voice.store import ProfileStore
-
+    def store(self) -> ProfileStore:
+        """The saved-profile store."""
         return ProfileStore()  # data_dir()/voices ($FEDTTS_DATA_DIR), as the CLI uses
 
-    def _require_store(self):
-        store = self.store()
-        if store is None:
-            raise NotAvailable(
-                "saved voice profiles are not available yet (fedtts.voice.store has not landed)"
-            )
-        return store
+    def _require_store(self) -> ProfileStore:
+        return self.store()
 
     def check_voice_spec(self, spec: str) -> str:
         """A voice spec (name or blend ``a:0.7,b:0.3``) with no path syntax; aliases mapped."""
@@ -584,8 +594,6 @@ class TTSService:
         return spec
 
     def resolve_voice(self, spec: str | None):
-        from fedtts.voice import VoiceError, resolve_voice_name
-
         spec = self.check_voice_spec(spec or DEFAULT_VOICE)
         try:
             return resolve_voice_name(spec)
@@ -593,10 +601,6 @@ class TTSService:
             raise ServiceError(str(e), 400, "unknown_voice", "voice") from e
 
     def load_reference(self, path: Path, text: str | None = None, param: str = "reference_audio"):
-        try:
-            from fedtts.voice import ReferenceError, load_reference
-        except ImportError as e:
-            raise NotAvailable(f"voice cloning from a reference is not available yet: {e}") from e
         try:
             return load_reference(path, text=text)
         except ReferenceError as e:
@@ -625,10 +629,7 @@ class TTSService:
             str(Path(tempfile.gettempdir()).resolve()): "<tmp>",
             str(Path.home()): "~",
         }
-        with contextlib.suppress(ImportError):
-            from fedtts.engine.assets import data_dir
-
-            roots[str(data_dir())] = "<data>"
+        roots[str(data_dir())] = "<data>"
         for root, tag in sorted(roots.items(), key=lambda kv: len(kv[0]), reverse=True):
             if len(root) > 1:
                 message = message.replace(root, tag)
@@ -648,8 +649,6 @@ class TTSService:
 
     def clone_voice(self, path: Path, text: str | None = None):
         """Reference clip → Voice, cached by the clip's sha256 (cloning the same clip twice is free)."""
-        from fedtts.voice import VoiceError, resolve_reference
-
         ref = self.load_reference(path, text)
         key = ref.sha256
         with self._lock:
@@ -681,21 +680,12 @@ class TTSService:
         else:
             voice = self.resolve_voice(req.voice)
         if req.pitch_st != 0.0 or req.expressiveness != 1.0:
-            from fedtts.voice import VoiceError
-            from fedtts.voice.style import adjust_prosody
-
             try:
                 voice = adjust_prosody(voice, float(req.pitch_st), float(req.expressiveness))
             except VoiceError as e:
                 raise ServiceError(str(e), 400, "invalid_prosody", "pitch") from e
         if req.emotion_reference is None and not req.emotion_voice:
             return voice, warnings
-        try:
-            from fedtts.voice.style import apply_emotion, emotion_from_reference
-        except ImportError as e:
-            raise NotAvailable(f"emotion transfer is not available yet: {e}") from e
-        from fedtts.voice import VoiceError
-
         try:
             if req.emotion_reference is not None:  # a clip: move toward its measured prosody
                 eref = self.load_reference(req.emotion_reference, None, "emotion_reference")
@@ -710,11 +700,17 @@ class TTSService:
         return voice, warnings
 
     def enroll(
-        self, name: str, clip: Path, consent: bool, ref_text: str | None = None, keep_clip: bool = False
+        self,
+        name: str,
+        clip: Path,
+        consent: bool,
+        ref_text: str | None = None,
+        keep_clip: bool = False,
+        consent_name: str = "",
+        via: str = "api",
     ):
-        """Clone ``clip`` and save it as profile ``name`` (consent required, as in the CLI)."""
-        from fedtts.voice import VoiceError
-
+        """Clone ``clip`` and save it as profile ``name``: consent and who gave it are required and
+        recorded (with the statement, the time, the clip's sha256 and ``via``)."""
         if consent is not True:
             raise ServiceError(
                 "cloning a voice needs the speaker's consent: confirm that the person speaking in the "
@@ -725,21 +721,30 @@ class TTSService:
             )
         store = self._require_store()
         self.check_profile_name(name)
+        if not str(consent_name or "").strip():
+            raise ServiceError(
+                "field 'consent_name' is required: the name of the person who agreed to be cloned",
+                400,
+                "consent_required",
+                "consent_name",
+            )
         if store.exists(name):
             raise ServiceError(f"voice '{name}' already exists; delete it first", 409, "exists", "name")
         voice, ref = self.clone_voice(clip, ref_text)
         try:
-            return store.add(name, voice, consent=True, reference=ref, keep_clip=keep_clip)
+            return store.add(
+                name,
+                voice,
+                consent=True,
+                reference=ref,
+                keep_clip=keep_clip,
+                consent_name=consent_name,
+                consent_via=via,
+            )
         except VoiceError as e:
             raise ServiceError(str(e), 400, "invalid_voice", "name") from e
 
     def check_profile_name(self, name: str) -> str:
-        from fedtts.voice import VoiceError
-
-        try:
-            from fedtts.voice.store import validate_name
-        except ImportError as e:
-            raise NotAvailable(f"saved voice profiles are not available yet: {e}") from e
         try:
             return validate_name(name)
         except VoiceError as e:
@@ -762,13 +767,13 @@ class TTSService:
                     "tuner_version": m.get("tuner_version"),
                     "clip_kept": bool(m.get("clip_file")),
                     "consent": bool(m.get("consent")),
+                    "consent_status": consent_status(m),
+                    "consent_record": m.get("consent_record"),
                 }
             )
         return out
 
     def delete_voice(self, name: str) -> None:
-        from fedtts.voice import VoiceError, stock_voice_names
-
         store = self._require_store()
         if name in stock_voice_names():
             raise ServiceError(f"'{name}' is a stock voice and cannot be deleted", 400, "stock_voice", "name")
@@ -848,8 +853,6 @@ class TTSService:
 
     # ------------------------------------------------------------ synthesis
     def options(self, req: SpeechRequest):
-        from fedtts.pipeline import SynthesisOptions
-
         try:
             return SynthesisOptions(
                 sample_rate=int(req.sample_rate),
@@ -888,6 +891,8 @@ class TTSService:
             ticket.wait(deadline - time.monotonic())
             voice, warnings = self.voice_for(req)
             req.extra.update(voice=voice.name, method=voice.meta.get("method"), warnings=warnings)
+            # a clone's output is marked and its file says it is synthetic (stock voices: neither)
+            req.extra.update(tags=output_tags(voice, opts.watermark), watermarked=is_clone(voice))
             for chunk in self._guarded(self.synthesizer.stream(text, voice, opts)):
                 yield chunk
                 if time.monotonic() > deadline:
@@ -902,6 +907,8 @@ class TTSService:
             yield from chunks
         except ServiceError:
             raise
+        except WatermarkError as e:  # a clone cannot be served unmarked
+            raise ServiceError(str(e), 503, "watermark_unavailable") from e
         except ValueError as e:
             raise ServiceError(str(e), 400, "invalid_input", "input") from e
 
@@ -909,13 +916,22 @@ class TTSService:
         """The whole request as one ``SynthesisResult`` (audio, chunk metadata, word timestamps)."""
         return collect(self.stream(req, ticket, deadline), int(req.sample_rate), str(req.voice or ""))
 
-    def save_output(self, audio: np.ndarray, sr: int, stem: str, fmt: str = "wav") -> Path:
-        from fedtts.pipeline.audio_io import write_audio
-
+    def save_output(
+        self, audio: np.ndarray, sr: int, stem: str, fmt: str = "wav", tags: dict[str, str] | None = None
+    ) -> Path:
         path = self.output_path(stem, f".{fmt}")
-        write_audio(path, audio, sr)
+        write_audio(path, audio, sr, tags=tags)
         self.enforce_output_cap(keep=(path,))
         return path
+
+    def detect(self, path: Path) -> Detection:
+        """Is the file PerTh-marked? Unreadable audio is the caller's (400); no model is ours (503)."""
+        try:
+            return detect_file(path)
+        except UnreadableAudio as e:
+            raise ServiceError(str(e), 400, "unreadable_audio", "file") from e
+        except WatermarkError as e:
+            raise ServiceError(str(e), 503, "watermark_unavailable") from e
 
     # ------------------------------------------------------------ batch
     def prepare_batch(self, files: list[Path]) -> tuple[Path, Path]:
@@ -953,8 +969,6 @@ class TTSService:
 
     def run_batch(self, tasks: Path, job: Path, voice: str | None, req: SpeechRequest):
         """Run :func:`fedtts.app.batch.run_batch` in one gate slot; returns (report, out folder)."""
-        from fedtts.app.batch import BatchConfig, run_batch
-
         voice = self.check_voice_spec(voice or DEFAULT_VOICE)
         cfg = BatchConfig(
             tasks=tasks,
@@ -977,8 +991,6 @@ class TTSService:
     # ------------------------------------------------------------ text front end
     def analyze(self, text: str, use_dict: bool, dictionary=None) -> list[Any]:
         """Segments of ``text``; ``dictionary`` (a PronunciationDict) previews unsaved entries."""
-        from fedtts.frontend import Frontend, FrontendConfig
-
         self.check_text(text)
         if dictionary is not None:
             with tempfile.TemporaryDirectory(prefix="fedtts-dict-") as tmp:
@@ -994,8 +1006,6 @@ class TTSService:
             raise ServiceError(str(e), 400, "invalid_input", "input") from e
 
     def load_dictionary(self):
-        from fedtts.frontend import PronunciationDict
-
         p = Path(self.config.dict_path)
         return PronunciationDict.load(p) if p.is_file() else PronunciationDict()
 
@@ -1014,13 +1024,7 @@ class TTSService:
 
     # ------------------------------------------------------------ system
     def cache_info(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        try:
-            from fedtts.frontend.cache import cache_info
-
-            out["frontend"] = cache_info()
-        except ImportError:
-            out["frontend"] = None
+        out: dict[str, Any] = {"frontend": cache_info()}
         files = [p for p in self.output_dir.rglob("*") if p.is_file()]
         out["outputs"] = {
             "files": len(files),
@@ -1037,12 +1041,7 @@ class TTSService:
     def clear_caches(self) -> dict[str, int]:
         """Front-end disk cache, cloned-voice memo and uploads (outputs are the user's: kept)."""
         removed = {"frontend": 0, "cloned_voices": 0, "uploads": 0}
-        try:
-            from fedtts.frontend.cache import cache_clear
-
-            removed["frontend"] = int(cache_clear())
-        except ImportError:
-            pass
+        removed["frontend"] = int(cache_clear())
         with self._lock:
             removed["cloned_voices"] = len(self._ref_voices)
             self._ref_voices.clear()
@@ -1053,41 +1052,20 @@ class TTSService:
         return removed
 
     def versions(self) -> dict[str, Any]:
-        import fedtts
-
         out: dict[str, Any] = {"fedtts": getattr(fedtts, "__version__", _dist_version("fedtts"))}
-        try:
-            from fedtts.engine.assets import MODEL_FILENAME, MODEL_SHA256
-
-            out["model"] = f"Kokoro-82M int8 ONNX ({MODEL_FILENAME}, sha256 {MODEL_SHA256[:12]})"
-        except ImportError:
-            out["model"] = "not available"
-        try:
-            from fedtts.frontend import FRONTEND_VERSION
-
-            out["frontend"] = FRONTEND_VERSION
-        except ImportError:
-            out["frontend"] = "not available yet"
+        out["model"] = f"Kokoro-82M int8 ONNX ({MODEL_FILENAME}, sha256 {MODEL_SHA256[:12]})"
+        out["frontend"] = FRONTEND_VERSION
         out["tuner"] = self.tuner_version()
-        try:
-            from fedtts.voice import resolvers
-
-            ok = "not available yet" not in out["tuner"]
-            out["clone_methods"] = ", ".join(
-                m if m != "tuner" or ok else "tuner (no weights yet)" for m in resolvers()
-            )
-        except ImportError:
-            out["clone_methods"] = "not available yet"
+        ok = "not available yet" not in out["tuner"]
+        out["clone_methods"] = ", ".join(
+            m if m != "tuner" or ok else "tuner (no weights yet)" for m in resolvers()
+        )
         for lib in ("onnxruntime", "gradio", "fastapi"):
             out[lib] = _dist_version(lib)
         return out
 
     @staticmethod
     def tuner_version() -> str:
-        if importlib.util.find_spec("fedtts.voice.tuner") is None:
-            return "not available yet"
-        from fedtts.voice import tuner
-
         if not tuner.tuner_available():
             return f"not available yet (no {tuner.WEIGHTS_FILE}; cloning uses the nearest stock pack)"
         try:
@@ -1097,10 +1075,6 @@ class TTSService:
 
     def federation_status(self) -> dict[str, Any]:
         """Global model versions, ε spent and the metric history, from the federated registry."""
-        if importlib.util.find_spec("fedtts.federated.versions") is None:
-            return {"available": False, "message": "federated learning is not available yet"}
-        from fedtts.engine.assets import data_dir
-        from fedtts.federated.versions import VersionError, VersionRegistry
 
         root = Path(os.environ.get("FEDTTS_FL_REGISTRY") or data_dir() / "federated" / "models")
         if not (root / "index.json").is_file():

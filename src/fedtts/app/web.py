@@ -18,6 +18,7 @@ from typing import Any  # noqa: E402
 import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
 
+from fedtts.app.batch import TEXT_COMPARE  # noqa: E402
 from fedtts.app.service import (  # noqa: E402
     DEFAULT_VOICE,
     ServiceBusy,
@@ -26,6 +27,9 @@ from fedtts.app.service import (  # noqa: E402
     SpeechRequest,
     TTSService,
 )
+from fedtts.frontend import DictionaryError  # noqa: E402
+from fedtts.pipeline.audio_io import to_int16  # noqa: E402
+from fedtts.pipeline.tasks import BatchError, parse_tasks  # noqa: E402
 from fedtts.pipeline.timing import Timeline, write_subtitles  # noqa: E402
 
 __all__ = ["build_ui", "launch"]
@@ -184,7 +188,6 @@ def _synthesis_tab(svc: TTSService, voice_dds: list) -> None:
             seed=None if sd in (None, "") else int(sd),
             use_phoneme=bool(use),
         )
-        from fedtts.pipeline.audio_io import to_int16
 
         t0 = time.perf_counter()
         parts, meta = [], []
@@ -208,7 +211,7 @@ def _synthesis_tab(svc: TTSService, voice_dds: list) -> None:
             raise _err(e) from e
         audio = np.concatenate(parts)
         stem = "clone" if req.reference else (req.voice or "speech").split(":")[0].split(",")[0]
-        path = svc.save_output(audio, req.sample_rate, stem)
+        path = svc.save_output(audio, req.sample_rate, stem, tags=req.extra.get("tags"))
         subs = write_subtitles(path.with_suffix(".srt"), timeline.words)
         dt = time.perf_counter() - t0
         dur = len(audio) / req.sample_rate
@@ -309,8 +312,6 @@ def _dictionary_tab(svc: TTSService):
 
     def candidate(g: str, p: str):
         """The saved dictionary plus the entry being typed (validated)."""
-        from fedtts.frontend import DictionaryError
-
         d = svc.load_dictionary()
         g, p = (g or "").strip(), (p or "").strip()
         if g or p:
@@ -411,8 +412,6 @@ def _batch_tab(svc: TTSService, voice_dds: list) -> None:
     def run(paths, v, sr, sp, use):
         import json
 
-        from fedtts.app.batch import TEXT_COMPARE, BatchError, parse_tasks
-
         if not paths:
             raise gr.Error("upload a task JSONL (with its clips) or a ZIP first")
         paths = [Path(p if isinstance(p, str) else p.name) for p in paths]
@@ -508,6 +507,10 @@ def _voices_tab(svc: TTSService, voice_dds: list):
             rtext = gr.Textbox(label="Transcript of the clip (optional)")
         with gr.Column():
             consent = gr.Checkbox(label=CONSENT, value=False, elem_id="enroll-consent")
+            consent_name = gr.Textbox(
+                label="Who agreed to be cloned (their name; kept in the voice's consent record)",
+                elem_id="enroll-consent-name",
+            )
             keep = gr.Checkbox(
                 label="Also keep a copy of the clip (otherwise only the voice profile is stored)"
             )
@@ -547,13 +550,16 @@ def _voices_tab(svc: TTSService, voice_dds: list):
 
     outs = [table, pick, *voice_dds]
 
-    def do_enroll(n, c, t, ok, k):
+    def do_enroll(n, c, t, ok, who, k):
         if not ok:
             raise gr.Error("tick the consent box: cloning needs the speaker's agreement")
+        if not (who or "").strip():
+            raise gr.Error("give the name of the person who agreed to be cloned (consent record)")
         if not c:
             raise gr.Error("upload or record a clip first")
         try:
-            info = svc.enroll((n or "").strip(), Path(c), True, (t or "").strip() or None, bool(k))
+            text = (t or "").strip() or None
+            info = svc.enroll((n or "").strip(), Path(c), True, text, bool(k), who.strip(), "ui")
         except ServiceError as e:
             raise _err(e) from e
         m = info.meta
@@ -578,7 +584,7 @@ def _voices_tab(svc: TTSService, voice_dds: list):
         except ServiceError as e:
             raise _err(e) from e
 
-    enroll.click(do_enroll, [name, clip, rtext, consent, keep], [status, *outs])
+    enroll.click(do_enroll, [name, clip, rtext, consent, consent_name, keep], [status, *outs])
     delete.click(do_delete, pick, [status, *outs])
     export.click(do_export, pick, exported)
     return listing, outs
@@ -657,11 +663,36 @@ def _system_tab(svc: TTSService):
         r = svc.free_memory()
         return f"models unloaded: memory {r['before_mb']:.0f} MB → {r['after_mb']:.0f} MB (they reload on next use)"
 
+    gr.Markdown(
+        "### Check a file\nIs it speech made with a cloned voice? Every fedtts clone carries the PerTh "
+        "watermark (stock voices do not). WAV/FLAC/MP3/OGG/M4A."
+    )
+    with gr.Row():
+        check_file = gr.File(label="Audio file to check", type="filepath", elem_id="sys-check-file")
+        check_out = gr.Markdown(elem_id="sys-check-result")
+    check_file.change(lambda p: _check_text(svc, p), check_file, check_out)
+
     outs = [versions, state, fed, plot]
     refresh.click(info, None, outs)
     clear.click(do_clear, None, action).then(info, None, outs)
     free.click(do_free, None, action).then(info, None, outs)
     return info, outs
+
+
+def _check_text(svc: TTSService, path: str | None) -> str:
+    """The System tab's watermark verdict for an uploaded file, in words."""
+    if not path:
+        return ""
+    try:
+        d = svc.detect(Path(path))
+    except ServiceError as e:
+        return f"**cannot check**: {e}"
+    verdict = "**marked**: made with a cloned voice" if d.marked else "**not marked**"
+    line = (
+        f"{verdict} (confidence {d.confidence:.2f}); {100 * d.frame_share:.0f}% of frames carry the mark; "
+        f"{d.sounding_s:.1f} s of sound in {d.duration_s:.1f} s"
+    )
+    return line + (f"\n\n{d.note}" if d.note else "")
 
 
 def _fed_plot(history: list[dict]):

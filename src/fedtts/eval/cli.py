@@ -1,22 +1,20 @@
-"""``fedtts eval speak``: registered into the main CLI (imports nothing heavy at load time)."""
+"""``fedtts eval speak``: registered into the main CLI (Whisper is loaded only when it transcribes)."""
 
 from __future__ import annotations
 
 import argparse
 
+from fedtts.eval.speak_eval import add_args, run
+
 __all__ = ["register"]
 
 
 def _cmd_speak(args: argparse.Namespace) -> int:
-    from fedtts.eval.speak_eval import run
-
     return run(args)
 
 
 def register(subparsers) -> None:
     """Create (or reuse) the ``eval`` group and add ``speak`` to it."""
-    from fedtts.eval.speak_eval import add_args
-
     groups = getattr(subparsers, "choices", {})
     ev = groups.get("eval") or subparsers.add_parser("eval", help="evaluations (speak, clone, ...)")
     action = next((a for a in ev._actions if isinstance(a, argparse._SubParsersAction)), None)

@@ -19,6 +19,7 @@ from fedtts.engine.onnx_engine import EngineConfig
 from fedtts.eval.asr import _chars, cer, edit_distance, normalize_text, transcribe, wer
 from fedtts.frontend.normalize import is_zh
 from fedtts.pipeline import SynthesisOptions, Synthesizer, write_audio
+from fedtts.pipeline.tasks import parse_tasks
 from fedtts.voice import load_reference, resolve_reference, resolve_voice_name
 
 __all__ = [
@@ -117,8 +118,6 @@ def _units(lang: str, t: str) -> list[str]:
 
 def _tasks(cfg: SpeakEvalConfig) -> list[tuple[str, str, str, Path | None, str | None]]:
     """(name, source, text, prompt clip, prompt text) for every example line and acceptance sentence."""
-    from fedtts.app.batch import parse_tasks
-
     out = []
     for path in cfg.examples:
         items = parse_tasks(Path(path))

@@ -268,8 +268,7 @@ def run_audit(
 
 def fit_tuner_update_fn(targets_fn: Callable[[np.ndarray], np.ndarray], fit_cfg: object = None) -> UpdateFn:
     """update_fn around the real local step: fit_tuner(global, features, targets_fn(features)) - global."""
-    from fedtts.train.tuner import FitConfig, fit_tuner
-    from fedtts.voice.tuner import TunerWeights
+    from fedtts.train.tuner import FitConfig, fit_tuner  # training code: not loaded by every `fedtts` call
 
     cfg = fit_cfg or FitConfig(epochs=5)
 

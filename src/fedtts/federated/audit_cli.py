@@ -23,10 +23,15 @@ from pathlib import Path
 
 import numpy as np
 
-from fedtts.engine.assets import cache_dir
-from fedtts.federated.audit import SHARED
+from fedtts.engine.assets import cache_dir, data_dir
+from fedtts.federated.audit import SHARED, AuditConfig, run_audit
+from fedtts.federated.config import FLConfig
+from fedtts.federated.data import shared_root, train_speakers
 from fedtts.federated.enrollment import enroll_cached
-from fedtts.voice.bank import bank_digest
+from fedtts.federated.model import weights_from_version
+from fedtts.federated.versions import VersionRegistry
+from fedtts.voice.bank import bank_digest, default_bank
+from fedtts.voice.tuner import TunerWeights
 
 __all__ = [
     "AuditRunConfig",
@@ -89,7 +94,6 @@ class AuditRunConfig:
     def manifest_path(self) -> Path:
         if self.manifest:
             return Path(self.manifest)
-        from fedtts.federated.data import shared_root
 
         return shared_root() / "data" / "train" / "manifest.jsonl"
 
@@ -110,8 +114,6 @@ class AuditClient:
 def select_clients(manifest: Path, n: int) -> list[tuple[str, str, list[str]]]:
     """(speaker, public clip, private clips) for every speaker with >= 2 clips, in a fixed shuffled
     order (take a prefix). The public clip is the speaker's first clip by path."""
-    from fedtts.federated.data import train_speakers
-
     if not manifest.is_file():
         raise FileNotFoundError(f"training manifest not found: {manifest} (set FEDTTS_SHARED)")
     speakers = [(s, list(c)) for s, c in train_speakers(str(manifest.parent)) if len(c) >= 2]
@@ -175,18 +177,11 @@ def load_clients(cfg: AuditRunConfig, progress: bool = True) -> list[AuditClient
 def global_weights(registry: str = "") -> tuple[object, str]:
     """The weights a round would start from: the registry's current version, else the shipped
     synthetic tuner, else the zero tuner with the style bank's feature statistics."""
-    from fedtts.voice.tuner import TunerWeights
-
     if registry:
         root = Path(registry)
     else:
-        from fedtts.engine.assets import data_dir
-
         root = data_dir() / "federated" / "models"
     if (root / "index.json").is_file():
-        from fedtts.federated.model import weights_from_version
-        from fedtts.federated.versions import VersionRegistry
-
         reg = VersionRegistry(root)
         if reg.current() is not None:
             mv, arrays = reg.load()
@@ -194,8 +189,7 @@ def global_weights(registry: str = "") -> tuple[object, str]:
     shipped = Path(str(resources.files("fedtts.data") / "tuner_v0_synthetic.npz"))
     if shipped.is_file():
         return TunerWeights.load(shipped), str(shipped.name)
-    from fedtts.train.tuner import feature_stats
-    from fedtts.voice.bank import default_bank
+    from fedtts.train.tuner import feature_stats  # training code: not loaded by every `fedtts` call
 
     mean, std = feature_stats(default_bank().features)
     return TunerWeights.init(mean, std), "TunerWeights.init() + style-bank feature stats"
@@ -210,8 +204,7 @@ def client_updates(
     earlier full-tuner exchange (the attack reads the w_t/w_c rows); the FEDERATED-only exchange is not
     re-measured here. Same local step as `client_app.local_fit` otherwise (FitConfig keys and defaults).
     """
-    from fedtts.train.tuner import FitConfig, fit_tuner
-    from fedtts.voice.tuner import TunerWeights
+    from fedtts.train.tuner import FitConfig, fit_tuner  # training code: not loaded by every `fedtts` call
 
     fc = FitConfig(
         epochs=cfg.local_epochs,
@@ -237,8 +230,6 @@ def client_updates(
 # ------------------------------------------------------------------ the audit
 def run_real_audit(cfg: AuditRunConfig, progress: bool = True) -> dict:
     """Enroll, compute updates, attack them under every setting for every seed; a JSON-able result."""
-    from fedtts.federated.audit import AuditConfig, run_audit
-
     cfg.validate()
     t0 = time.perf_counter()
     clients = load_clients(cfg, progress)
@@ -397,8 +388,6 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 def add_parser(sub) -> argparse.ArgumentParser:
     """Add `audit` to the `fedtts fl` sub-commands."""
-    from fedtts.federated.config import FLConfig
-
     d = FLConfig()
     a = sub.add_parser(
         "audit",

@@ -6,19 +6,19 @@ import argparse
 import sys
 from pathlib import Path
 
+from fedtts.engine.assets import data_dir
+from fedtts.federated.audit_cli import add_parser as add_audit_parser
+from fedtts.federated.cli_fl import register_fl_runs
+from fedtts.federated.versions import VersionError, VersionRegistry
+
 __all__ = ["register"]
 
 
 def _registry(args: argparse.Namespace):
-    from fedtts.engine.assets import data_dir
-    from fedtts.federated.versions import VersionRegistry
-
     return VersionRegistry(Path(args.registry) if args.registry else data_dir() / "federated" / "models")
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
-    from fedtts.federated.versions import VersionError
-
     reg = _registry(args)
     try:
         cur = reg.current()
@@ -47,8 +47,6 @@ _VERBOSE_METRICS = ("scores", "gate_detail", "gate_reason", "reject_reasons")
 
 
 def _cmd_pull(args: argparse.Namespace) -> int:
-    from fedtts.federated.versions import VersionError
-
     try:
         out = _registry(args).pull(Path(args.out), args.version)
     except VersionError as e:
@@ -59,8 +57,6 @@ def _cmd_pull(args: argparse.Namespace) -> int:
 
 
 def _cmd_rollback(args: argparse.Namespace) -> int:
-    from fedtts.federated.versions import VersionError
-
     try:
         mv = _registry(args).rollback(args.version, force=args.force)
     except VersionError as e:
@@ -88,7 +84,6 @@ def register(subparsers) -> None:
     rb.set_defaults(func=_cmd_rollback)
     _register_dict_sync(sub)
     _register_audit(sub)
-    from fedtts.federated.cli_fl import register_fl_runs
 
     register_fl_runs(sub)
 
@@ -128,6 +123,4 @@ def _register_dict_sync(sub) -> None:
 
 def _register_audit(sub) -> None:
     """`fedtts fl audit`: curious-server attack on real tuner updates (docs/federated.md, Privacy audit)."""
-    from fedtts.federated.audit_cli import add_parser
-
-    add_parser(sub)
+    add_audit_parser(sub)

@@ -15,6 +15,21 @@ import time
 from pathlib import Path
 
 from fedtts.federated.config import DP_MODES, GATE_METRICS, STRATEGIES, FLConfig
+from fedtts.federated.data import train_speakers
+from fedtts.federated.deploy import (
+    Pki,
+    flwr_run,
+    make_node_key,
+    make_pki,
+    register_supernode,
+    start_superlink,
+    start_supernode,
+    stop_all,
+    wait_port,
+    write_flwr_home,
+)
+from fedtts.federated.report import RunLog, plot_rounds, summary_table
+from fedtts.federated.simulate import simulate
 
 __all__ = ["register_fl_runs"]
 
@@ -117,8 +132,6 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
-    from fedtts.federated.simulate import simulate
-
     out = Path(args.out)
     registry = args.registry or str(out / "models")
     if args.clients < 2:  # checked before any import: a usage error, not a failed run
@@ -129,7 +142,6 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         return 2
     try:
         cfg = _cfg_from_args(args, registry=registry, out_dir=str(out))
-        from fedtts.federated.data import train_speakers
 
         n_spk = len(train_speakers())
     except ValueError as e:
@@ -163,8 +175,6 @@ def _save_pid(d: Path, proc) -> None:
 
 
 def _cmd_deploy_init(args: argparse.Namespace) -> int:
-    from fedtts.federated.deploy import make_pki
-
     hosts = [h.strip() for h in args.hosts.split(",") if h.strip()]
     pki = make_pki(Path(args.dir) / "pki", hosts)
     print(f"CA {pki.ca_cert} (give this to every device); SuperLink cert {pki.server_cert} for {hosts}")
@@ -172,8 +182,6 @@ def _cmd_deploy_init(args: argparse.Namespace) -> int:
 
 
 def _cmd_deploy_superlink(args: argparse.Namespace) -> int:
-    from fedtts.federated.deploy import Pki, start_superlink, wait_port, write_flwr_home
-
     d = Path(args.dir)
     pki = Pki(d / "pki/ca.crt", d / "pki/ca.key", d / "pki/server.pem", d / "pki/server.key")
     if not pki.server_cert.is_file():
@@ -191,23 +199,17 @@ def _cmd_deploy_superlink(args: argparse.Namespace) -> int:
 
 
 def _cmd_deploy_node_key(args: argparse.Namespace) -> int:
-    from fedtts.federated.deploy import make_node_key
-
     priv, pub = make_node_key(Path(args.dir) / "keys", args.name)
     print(f"private key {priv} (stays on this device); register {pub} with the SuperLink operator")
     return 0
 
 
 def _cmd_deploy_register(args: argparse.Namespace) -> int:
-    from fedtts.federated.deploy import register_supernode
-
     print(register_supernode(Path(args.public_key), Path(args.dir) / "flwr_home", name=args.name).strip())
     return 0
 
 
 def _cmd_deploy_supernode(args: argparse.Namespace) -> int:
-    from fedtts.federated.deploy import start_supernode
-
     d = Path(args.dir)
     key = Path(args.key) if args.key else d / "keys" / args.name
     ca = Path(args.ca) if args.ca else d / "pki" / "ca.crt"
@@ -225,8 +227,6 @@ def _cmd_deploy_supernode(args: argparse.Namespace) -> int:
 
 
 def _cmd_deploy_run(args: argparse.Namespace) -> int:
-    from fedtts.federated.deploy import flwr_run
-
     d = Path(args.dir)
     try:
         cfg = _cfg_from_args(
@@ -269,17 +269,6 @@ def _cmd_deploy_stop(args: argparse.Namespace) -> int:
 
 def _cmd_deploy_local(args: argparse.Namespace) -> int:
     """Everything on loopback: CA, SuperLink, N registered SuperNodes on N data folders, `flwr run`."""
-    from fedtts.federated.deploy import (
-        make_node_key,
-        make_pki,
-        register_supernode,
-        start_superlink,
-        start_supernode,
-        stop_all,
-        wait_port,
-        write_flwr_home,
-    )
-
     d = Path(args.dir)
     data_dirs = [Path(x) for x in args.data_dirs]
     if len(data_dirs) < 2:
@@ -310,7 +299,6 @@ def _cmd_deploy_local(args: argparse.Namespace) -> int:
             priv, pub = make_node_key(d / "keys", f"node{i}")
             register_supernode(pub, d / "flwr_home")
             procs.append(start_supernode(d, f"node{i}", sl.extra["address"], pki.ca_cert, priv, dd, env=env))
-        from fedtts.federated.deploy import flwr_run
 
         rc = cfg.to_run_config()
         rc["progress"] = False
@@ -324,8 +312,6 @@ def _cmd_deploy_local(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from fedtts.federated.report import RunLog, plot_rounds, summary_table
-
     path = Path(args.metrics)
     try:
         data = RunLog.load(path)

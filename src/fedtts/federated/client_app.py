@@ -37,6 +37,15 @@ from flwr.compat.common import recorddict_compat as compat
 from fedtts.federated import enrollment
 from fedtts.federated.config import FitInstructions, FitKey, MissingConfigKey
 from fedtts.federated.data import node_clips
+from fedtts.federated.model import (
+    StartModelMismatch,
+    federated_arrays,
+    frozen_digest,
+    load_start_model,
+    merge_federated,
+)
+from fedtts.train.tuner import FitConfig, fit_tuner, tuner_loss
+from fedtts.voice.tuner import TunerWeights
 
 __all__ = [
     "app",
@@ -110,8 +119,6 @@ def start_model(cfg: dict | FitInstructions):
     copy of the start model (`start-model` path, "" = the shipped `tuner_v0_synthetic.npz`) and refuses
     to train when their digest is not the one the server federates.
     """
-    from fedtts.federated.model import StartModelMismatch, frozen_digest, load_start_model
-
     if isinstance(cfg, FitInstructions):
         path, expected = cfg.start_model, cfg.start_sha256
     else:  # a missing hash is refused below, with the reason
@@ -136,9 +143,6 @@ def local_fit(
     `FitKey`, else MissingConfigKey). Returns the new FEDERATED arrays.
     """
     ins = cfg if isinstance(cfg, FitInstructions) else FitInstructions.from_config(cfg)
-    from fedtts.federated.model import federated_arrays, merge_federated
-    from fedtts.train.tuner import FitConfig, fit_tuner, tuner_loss
-    from fedtts.voice.tuner import TunerWeights
 
     frozen = start if start is not None else start_model(ins)
     base = merge_federated(frozen, list(global_arrays))

@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from fedtts.frontend.dictionary import DictionaryError, PronunciationDict
+from fedtts.frontend.g2p_zh import normalize_pinyin
 
 __all__ = [
     "DICT_FILE",
@@ -107,8 +108,6 @@ def normalize_entry(grapheme: str, phoneme: str) -> Entry:
     if not g or not p:
         raise DictionaryError("grapheme and phoneme must be non-empty")
     if _CJK.search(g):
-        from fedtts.frontend.g2p_zh import normalize_pinyin
-
         try:
             p = " ".join(normalize_pinyin(p))
         except ValueError:

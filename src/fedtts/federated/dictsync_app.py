@@ -38,7 +38,9 @@ from flwr.server.strategy import Strategy
 from flwr.server.workflow import DefaultWorkflow, SecAggPlusWorkflow
 from flwr.serverapp import Grid, ServerApp
 
+from fedtts.engine.assets import data_dir
 from fedtts.federated.dictsync import (
+    DICT_FILE,
     SHARED_DICT_FILE,
     DevicePolicy,
     SketchConfig,
@@ -49,11 +51,13 @@ from fedtts.federated.dictsync import (
     finish_sync,
     load_device_entries,
     make_reveals,
+    merge_dictionaries,
     pack_reveals,
     recover_entries,
     select_entries,
     unpack_reveals,
 )
+from fedtts.frontend.dictionary import DictionaryError, PronunciationDict
 
 __all__ = ["SyncOutcome", "RecordingGrid", "make_client_app", "make_server_app", "simulate", "message_bytes"]
 
@@ -360,9 +364,6 @@ def cmd_dict_sync(args) -> int:
     """`fedtts fl dict-sync`: one simulated sync over the given device folders."""
     import sys
 
-    from fedtts.federated.dictsync import DICT_FILE, merge_dictionaries
-    from fedtts.frontend.dictionary import DictionaryError, PronunciationDict
-
     dirs: list[Path] = [Path(d) for d in args.devices]
     if args.devices_root:
         root = Path(args.devices_root)
@@ -389,8 +390,6 @@ def cmd_dict_sync(args) -> int:
         return 2
     out = Path(args.out) if args.out else None
     if out is None:
-        from fedtts.engine.assets import data_dir
-
         out = data_dir() / "federated" / "dictionary"
     outcome = simulate(dirs, cfg, out, policy=DevicePolicy(min_k=min(cfg.k, 5)), verbose=args.verbose)
     if outcome.report is None:

@@ -34,6 +34,8 @@ from flwr.server.workflow.default_workflows import default_fit_workflow
 from flwr.serverapp import Grid, ServerApp
 from threadpoolctl import threadpool_limits
 
+from fedtts.engine.assets import data_dir
+from fedtts.eval.clone_eval import evaluate_tuner_speakers, server_means
 from fedtts.federated.config import FLConfig
 from fedtts.federated.gate import GateDecision, release_gate
 from fedtts.federated.model import (
@@ -82,7 +84,6 @@ def _tuner_info(w, **extra: Any) -> str:
 def registry_for(cfg: FLConfig) -> VersionRegistry:
     if cfg.registry:
         return VersionRegistry(Path(cfg.registry))
-    from fedtts.engine.assets import data_dir
 
     return VersionRegistry(data_dir() / "federated" / "models")
 
@@ -142,12 +143,11 @@ class CountingGrid:
 def _evaluate(weights, limit: int) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
     """Server-side evaluation on the server's own public held-back speakers (never client data):
     the mean scores (row metrics) and each speaker's (what the release gate compares)."""
-    try:  # deferred: the evaluation stack (synthesis, speaker embeddings) only where a server scores
-        from fedtts.eval.clone_eval import evaluate_tuner_speakers, server_means
+    try:  # the evaluation stack (Whisper, speaker embeddings) is imported when scoring starts
+        per = evaluate_tuner_speakers(weights, limit=limit or None)
     except ImportError as e:
         log.warning("server evaluation unavailable (%s)", e)
         return {}, {}
-    per = evaluate_tuner_speakers(weights, limit=limit or None)
     return server_means(per), per
 
 

@@ -16,6 +16,7 @@ import re
 from pathlib import Path
 
 from fedtts.federated.config import FLConfig
+from fedtts.federated.data import train_speakers
 
 __all__ = ["simulate", "backend_config", "ClientFailureFilter", "failure_line"]
 
@@ -71,7 +72,6 @@ def simulate(cfg: FLConfig, num_clients: int, cpus_per_client: float = 1.0, verb
     from flwr.simulation import run_simulation
 
     from fedtts.federated.client_app import app as client_app
-    from fedtts.federated.data import train_speakers
     from fedtts.federated.server_app import make_server_app
 
     cfg.validate()

@@ -8,12 +8,12 @@ import os
 import tempfile
 from pathlib import Path
 
+from fedtts.engine.assets import cache_dir
+
 __all__ = ["cache_info", "cache_clear", "cache_get", "cache_put", "default_cache_dir"]
 
 
 def default_cache_dir() -> Path:
-    from fedtts.engine.assets import cache_dir
-
     return Path(cache_dir()) / "frontend"
 
 

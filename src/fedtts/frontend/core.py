@@ -9,13 +9,17 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
+from fedtts.engine.assets import load_vocab
+
 from .cache import cache_get, cache_put, default_cache_dir, key_for
 from .dictionary import PronunciationDict
+from .errors import OverrideError, TextError
 from .g2p_en import en_g2p_units
 from .g2p_zh import pinyin_to_kokoro, zh_pinyin
 from .normalize import is_zh, normalize
 from .overrides import PronunciationError, check_pronunciation, find_overrides, find_unbalanced
 from .screen import LANGUAGES, Note, Notes, fold_numbers, screen, strip_escapes, strip_markup_noted
+from .ssml import is_ssml, parse_ssml
 
 __all__ = [
     "FRONTEND_VERSION",
@@ -57,17 +61,6 @@ _PUNCT_MAP = {
     ":": ":",
     ";": ";",
 }
-
-
-class TextError(ValueError):
-    """Text that cannot be spoken (empty, only unsupported script/symbols, an invalid override)."""
-
-
-class OverrideError(TextError):
-    """An inline override or dictionary entry the model cannot say: the whole text is refused (a
-    caller that skips unspeakable paragraphs must not skip this one: ``fatal``)."""
-
-    fatal = True
 
 
 @dataclass(frozen=True)
@@ -118,8 +111,6 @@ _vocab: dict | None = None
 def count_tokens(ph: str) -> int:
     global _vocab
     if _vocab is None:
-        from fedtts.engine.assets import load_vocab
-
         _vocab = load_vocab()
     return sum(1 for c in ph if c in _vocab)
 
@@ -170,8 +161,6 @@ class Frontend:
         an unbalanced override) is logged as a warning and appended to ``notes`` when given."""
         if text is None or not str(text).strip():
             raise TextError("text is empty")
-        from .ssml import is_ssml
-
         if is_ssml(str(text)):
             return self._analyze_ssml(str(text), notes)
         if self.cfg.use_cache:
@@ -207,8 +196,6 @@ class Frontend:
         """Segments of an SSML text (``frontend.ssml``): each span analysed as plain text, the pause
         after its last segment the span's break/paragraph pause. Voice and prosody are the
         pipeline's; here they only shape the spans (previews, phonemes, batch text fields)."""
-        from .ssml import parse_ssml
-
         doc = parse_ssml(text)
         for n in doc.notes:
             log.warning("%s", n.message)

@@ -10,6 +10,8 @@ import functools
 import re
 from dataclasses import dataclass
 
+from fedtts.engine.assets import load_vocab
+
 from .g2p_en import ipa_to_kokoro
 from .g2p_zh import _TONE_MARKS, pinyin_to_kokoro
 from .normalize import is_zh
@@ -74,8 +76,6 @@ def pinyin_syllables() -> frozenset[str]:
 @functools.lru_cache(maxsize=1)
 def model_symbols() -> frozenset[str]:
     """The phoneme symbols the model has tokens for."""
-    from fedtts.engine.assets import load_vocab
-
     return frozenset(load_vocab())
 
 

@@ -24,9 +24,9 @@ from __future__ import annotations
 import math
 import re
 import xml.parsers.expat as expat
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from .core import OverrideError, TextError
+from .errors import OverrideError, TextError
 from .normalize import (
     _DIG,
     _MONTHS,
@@ -803,8 +803,6 @@ class _Parser:
 
 
 def _replace(state: _State, **kw) -> _State:
-    from dataclasses import replace
-
     return replace(state, **kw)
 
 

@@ -88,8 +88,12 @@ def _ffmpeg_encode(audio: np.ndarray, sr: int, fmt: str) -> bytes:
     return proc.stdout
 
 
-def encode_audio(audio: np.ndarray, sr: int, fmt: str = "wav") -> bytes:
-    """Encode mono float audio to ``wav|mp3|flac|opus|pcm`` bytes (pcm = raw s16le)."""
+TAGGED = ("wav", "flac")  # formats whose tags (soundfile's names: comment, artist...) we write
+
+
+def encode_audio(audio: np.ndarray, sr: int, fmt: str = "wav", tags: dict[str, str] | None = None) -> bytes:
+    """Encode mono float audio to ``wav|mp3|flac|opus|pcm`` bytes (pcm = raw s16le); ``tags`` go
+    into WAV (RIFF INFO) and FLAC (Vorbis comments) files."""
     fmt = fmt.lower()
     if fmt not in FORMATS:
         raise AudioFormatError(f"unsupported audio format '{fmt}'; choose one of {', '.join(FORMATS)}")
@@ -101,7 +105,10 @@ def encode_audio(audio: np.ndarray, sr: int, fmt: str = "wav") -> bytes:
 
         major, sub = _SF[fmt]
         buf = io.BytesIO()
-        sf.write(buf, audio, sr, format=major, subtype=sub)
+        with sf.SoundFile(buf, "w", sr, 1, format=major, subtype=sub) as f:
+            for key, value in (tags or {}).items() if fmt in TAGGED else ():
+                setattr(f, key, value)
+            f.write(audio)
         return buf.getvalue()
     return _ffmpeg_encode(audio, sr, fmt)
 
@@ -128,11 +135,13 @@ class atomic_path:
             self.tmp.unlink(missing_ok=True)
 
 
-def write_audio(path: str | Path, audio: np.ndarray, sr: int, fmt: str | None = None) -> Path:
+def write_audio(
+    path: str | Path, audio: np.ndarray, sr: int, fmt: str | None = None, tags: dict[str, str] | None = None
+) -> Path:
     """Write ``audio`` to ``path`` (format from the suffix unless ``fmt``), atomically."""
     path = Path(path)
     fmt = fmt or format_for_path(path)
-    data = encode_audio(audio, sr, fmt)
+    data = encode_audio(audio, sr, fmt, tags=tags)
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
     return path

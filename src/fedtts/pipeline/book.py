@@ -28,6 +28,7 @@ import soundfile as sf
 from fedtts.pipeline.audio_io import atomic_path
 from fedtts.pipeline.synth import SynthesisOptions, Synthesizer
 from fedtts.pipeline.timing import SUBTITLE_FORMATS, Timeline, write_subtitles
+from fedtts.pipeline.watermark import output_tags
 
 __all__ = [
     "BOOK_FORMATS",
@@ -331,6 +332,8 @@ def render_book(
         seen = [done_chars]
         with atomic_path(audio_path) as tmp:
             with sf.SoundFile(tmp, "w", cfg.options.sample_rate, 1, format="FLAC", subtype="PCM_16") as f:
+                for key, value in output_tags(cfg.voice, cfg.options.watermark).items():  # a clone's
+                    setattr(f, key, value)
                 last_text = None
                 for chunk in synth.stream(ch.text, cfg.voice, cfg.options):
                     f.write(np.clip(chunk.audio, -1, 1))

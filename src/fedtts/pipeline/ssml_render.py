@@ -21,6 +21,7 @@ import numpy as np
 
 from fedtts.frontend import TextError
 from fedtts.frontend.ssml import SsmlError, parse_ssml
+from fedtts.pipeline.chunks import AudioChunk, SynthesisOptions
 from fedtts.voice import resolve_voice_name
 from fedtts.voice.style import adjust_prosody, knobs_available
 
@@ -105,8 +106,6 @@ def _set_pause(chunk, seconds: float):
 def render_ssml(synth, text: str, voice, options, sink: list | None) -> Iterator:
     """AudioChunks of an SSML ``text``: spans in order, a leading ``<break>`` as a silent chunk,
     chunk indices and times counted over the whole document."""
-    from fedtts.pipeline.synth import AudioChunk, SynthesisOptions  # synth imports this module
-
     options = (options or SynthesisOptions()).validate()
     t_start = time.perf_counter()
     doc = parse_ssml(text)

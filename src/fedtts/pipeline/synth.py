@@ -23,16 +23,18 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from fedtts.engine.onnx_engine import MAX_TOKENS, SAMPLE_RATE
+from fedtts.engine.onnx_engine import MAX_TOKENS, SAMPLE_RATE, EngineConfig, KokoroEngine
+from fedtts.frontend import Frontend, FrontendConfig, TextError
 from fedtts.frontend.ssml import is_ssml
+from fedtts.pipeline.chunks import SAMPLE_RATES, AudioChunk, SynthesisOptions, SynthesisResult
 from fedtts.pipeline.equalizer import equalize
 from fedtts.pipeline.ssml_render import render_ssml
 from fedtts.pipeline.timing import Timeline, WordTiming, piece_words, unit_ranges
+from fedtts.pipeline.watermark import clone_marker, output_tags
 
 __all__ = [
     "SAMPLE_RATES",
@@ -47,7 +49,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-SAMPLE_RATES = (24000, 32000)
 _PARAGRAPH = re.compile(r"\n\s*\n")
 FADE_S = 0.005  # short raised-cosine fades at every chunk edge: joins never click
 TAIL_PAUSE_S = 0.05  # silence kept after the last segment
@@ -70,77 +71,6 @@ _CLAUSE_END = tuple(",;:—…、")
 
 class SynthesisError(ValueError):
     """The text produced nothing the model can speak (empty, only unsupported symbols...)."""
-
-
-@dataclass
-class SynthesisOptions:
-    """Per-request settings (the engine/front end configs are per ``Synthesizer``)."""
-
-    sample_rate: int = 24000
-    speed: float = 1.0
-    seed: int | None = None
-    use_phoneme: bool = False  # apply the pronunciation dictionary
-    use_cache: bool = False  # front-end disk cache
-
-    def validate(self) -> SynthesisOptions:
-        if int(self.sample_rate) not in SAMPLE_RATES:
-            raise ValueError(f"sample rate must be 24000 or 32000, got {self.sample_rate}")
-        if not 0.25 <= float(self.speed) <= 4.0:
-            raise ValueError(f"speed must be between 0.25 and 4, got {self.speed}")
-        if self.seed is not None and not 0 <= int(self.seed) < 2**32:
-            raise ValueError(f"seed must be between 0 and 2**32-1, got {self.seed}")
-        return self
-
-
-@dataclass
-class AudioChunk:
-    """One segment's audio (with its trailing pause) as it leaves the pipeline."""
-
-    audio: np.ndarray
-    sample_rate: int
-    index: int
-    text: str
-    phonemes: str
-    normalized: str = ""
-    readable: str = ""
-    lang: str = ""
-    n_tokens: int = 0
-    pause_s: float = 0.0  # silence at the end of ``audio`` (the segment's pause_after)
-    compute_s: float = 0.0  # wall time spent producing this chunk
-    since_start_s: float = 0.0  # wall time from the request to this chunk being ready
-    words: list[WordTiming] = field(default_factory=list)  # seconds from the start of ``audio``
-
-    @property
-    def duration_s(self) -> float:
-        return len(self.audio) / self.sample_rate
-
-
-@dataclass
-class SynthesisResult:
-    audio: np.ndarray
-    sample_rate: int
-    segments: list[Any] = field(default_factory=list)  # front-end Segments, in order
-    chunks: list[AudioChunk] = field(default_factory=list)  # audio emptied: metadata only
-    voice: str = ""
-    compute_s: float = 0.0
-    first_chunk_s: float = 0.0
-    words: list[WordTiming] = field(default_factory=list)  # seconds from the start of ``audio``
-
-    @property
-    def duration_s(self) -> float:
-        return len(self.audio) / self.sample_rate
-
-    @property
-    def rtf(self) -> float:
-        return self.compute_s / self.duration_s if self.duration_s else float("inf")
-
-    @property
-    def normalized(self) -> str:
-        return " ".join(c.normalized for c in self.chunks if c.normalized)
-
-    @property
-    def phonemes(self) -> str:
-        return " ".join(c.phonemes for c in self.chunks)
 
 
 def split_phonemes(phonemes: str, tokenize, limit: int = MAX_TOKENS) -> list[str]:
@@ -318,8 +248,6 @@ class Synthesizer:
     def engine(self):
         with self._lock:
             if self._engine is None:
-                from fedtts.engine.onnx_engine import EngineConfig, KokoroEngine
-
                 t0 = time.perf_counter()
                 self._engine = KokoroEngine(self.engine_config or EngineConfig())
                 log.info("model loaded in %.2f s", time.perf_counter() - t0)
@@ -334,11 +262,6 @@ class Synthesizer:
         with self._lock:
             fe = self._frontends.get(key)
             if fe is None:
-                try:
-                    from fedtts.frontend import Frontend, FrontendConfig
-                except ImportError as e:
-                    raise RuntimeError(f"the text front end (fedtts.frontend) cannot be imported: {e}") from e
-
                 base = self.frontend_config or FrontendConfig()
                 cfg = dataclasses.replace(base, use_dict=key[0], use_cache=key[1]).validate()
                 fe = self._frontends[key] = Frontend(cfg)
@@ -379,6 +302,7 @@ class Synthesizer:
         # the request's speed times the voice's own pace (a cloned or emotion-transferred rate)
         speed = float(np.clip(float(options.speed) * float(getattr(voice, "pace", 1.0)), 0.25, 4.0))
         eq = getattr(voice, "eq_db", None)  # a clone's spectral-match curve
+        marker = clone_marker(voice, sr, options.watermark)  # None for stock voices
         index = 0
         rendered = [0]  # tokens rendered so far: the budget of the next chunk grows with it
         for seg, seg_is_last in self._segments(str(text), options, sink):
@@ -416,6 +340,8 @@ class Synthesizer:
                     import soxr
 
                     audio = soxr.resample(audio, SAMPLE_RATE, sr, quality="HQ").astype(np.float32)
+                if marker is not None:
+                    audio = marker(audio)
                 now = time.perf_counter()
                 yield AudioChunk(
                     audio=audio,
@@ -500,6 +426,7 @@ class Synthesizer:
             chunks = _tapped(chunks, on_chunk)
         result = collect(chunks, int(options.sample_rate), str(getattr(voice, "name", "")), t0)
         result.segments = segments
+        result.tags = output_tags(voice, options.watermark)
         return result
 
 
@@ -537,10 +464,5 @@ def _preview(text: str, n: int = 40) -> str:
 
 
 def _text_error(msg: str) -> Exception:
-    """The front end's TextError when it exists (one exception type for callers), else ours."""
-    try:
-        from fedtts.frontend import TextError
-
-        return TextError(msg)
-    except ImportError:
-        return SynthesisError(msg)
+    """The front end's TextError: one exception type for callers, whichever part refused the text."""
+    return TextError(msg)

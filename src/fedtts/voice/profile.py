@@ -68,6 +68,13 @@ class Voice:
         return self.pack[min(max(int(n_tokens), 1), PACK_SHAPE[0]) - 1]
 
 
+def is_clone(voice) -> bool:
+    """True for a voice copied from someone's speech (a saved profile, a ``--ref`` clip, a blend or
+    emotion transfer that includes one): its output must carry the watermark."""
+    meta = getattr(voice, "meta", None) or {}
+    return bool(meta.get("kind") == "profile" or meta.get("clip_sha256") or meta.get("cloned"))
+
+
 def stock_voice_names() -> list[str]:
     return sorted(load_stock_packs())
 
@@ -90,6 +97,9 @@ def blend(parts: list[tuple[Voice, float]], name: str | None = None) -> Voice:
     pack = sum(w * v.pack.astype(np.float64) for (v, _), w in zip(parts, weights, strict=True))
     label = name or ",".join(f"{v.name}:{w:.3g}" for (v, _), w in zip(parts, weights, strict=True))
     meta: dict[str, Any] = {"kind": "blend", "parts": label}
+    clones = [v.name for v, _ in parts if is_clone(v)]
+    if clones:  # a blend that includes a clone is a clone: its output is watermarked
+        meta.update({"cloned": True, "clones": clones})
     pace = float(sum(w * v.pace for (v, _), w in zip(parts, weights, strict=True)))
     if abs(pace - 1.0) > 1e-6:
         meta["pace"] = pace

@@ -15,7 +15,7 @@ import re
 import shutil
 import tempfile
 import zipfile
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -26,12 +26,66 @@ from fedtts.base.tuner_weights import TUNER_VERSION
 from fedtts.engine.assets import data_dir
 from fedtts.voice.profile import PACK_SHAPE, Voice, VoiceError, stock_voice_names
 
-__all__ = ["ProfileStore", "ProfileInfo", "validate_name", "FORMAT_VERSION", "EXPORT_SUFFIX"]
+__all__ = [
+    "CONSENT_STATEMENT",
+    "ConsentRecord",
+    "ProfileStore",
+    "ProfileInfo",
+    "consent_status",
+    "validate_name",
+    "FORMAT_VERSION",
+    "EXPORT_SUFFIX",
+]
 
 FORMAT_VERSION = 1
 EXPORT_SUFFIX = ".fedvoice"
 _NAME = re.compile(r"^[A-Za-z0-9\u4e00-\u9fff][A-Za-z0-9_.\-\u4e00-\u9fff]{0,63}$")
 _MAX_IMPORT_BYTES = 60 * 1024 * 1024
+
+
+# What the person enrolling a voice confirms (the CLI's --consent, the UI's checkbox, the API's field).
+CONSENT_STATEMENT = (
+    "The person whose voice is in this clip agreed to have it cloned with fedtts; outputs made with "
+    "the clone are synthetic and carry a watermark."
+)
+CONSENT_VIA = ("cli", "ui", "api", "confirmed")
+
+
+@dataclass
+class ConsentRecord:
+    """Who agreed to be cloned, the statement they agreed to, when, for which clip, and how it was
+    given: so a voice file says on whose authority it exists, and carries that when exported."""
+
+    name: str  # the person who consented (free text)
+    statement: str
+    time: str  # ISO 8601, UTC
+    clip_sha256: str
+    via: str  # cli | ui | api | confirmed (after an import without a record)
+
+    def to_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+    @classmethod
+    def from_meta(cls, meta: dict[str, Any]) -> ConsentRecord | None:
+        """The profile's record, or None when it has none (or a malformed one)."""
+        rec = meta.get("consent_record")
+        if not isinstance(rec, dict):
+            return None
+        try:
+            out = cls(**{k: str(rec[k]) for k in ("name", "statement", "time", "clip_sha256", "via")})
+        except KeyError:
+            return None
+        return out if out.name.strip() and out.statement.strip() else None
+
+
+def consent_status(meta: dict[str, Any]) -> str:
+    """``recorded`` (a full record), ``legacy`` (``--consent`` given before records existed) or
+    ``unknown`` (imported without a record: unusable until the user confirms consent)."""
+    if ConsentRecord.from_meta(meta) is not None and meta.get("consent") is True:
+        return "recorded"
+    if meta.get("consent") is True and meta.get("consent_status") != "unknown":
+        return "legacy"
+    return "unknown"
 
 
 def validate_name(name: str) -> str:
@@ -99,8 +153,43 @@ class ProfileStore:
             pack = np.load(d / "pack.npy", allow_pickle=False)
         except (OSError, ValueError) as e:
             raise VoiceError(f"saved voice '{name}' is corrupt ({d}): {e}") from e
+        if consent_status(meta) == "unknown":
+            raise VoiceError(
+                f"saved voice '{name}' has no consent record (consent unknown, e.g. imported without "
+                f"one); confirm the speaker agreed: `fedtts voice consent {name} --name 'FULL NAME' --yes`"
+            )
         meta = {**meta, "kind": "profile"}
         return Voice(name=name, pack=pack, meta=meta)
+
+    def meta(self, name: str) -> dict[str, Any]:
+        """A profile's metadata as stored (also for profiles that cannot be used yet)."""
+        d = self._dir(name)
+        if not (d / "meta.json").is_file():
+            raise VoiceError(f"no saved voice '{name}' in {self.root}; see `fedtts voice list`")
+        try:
+            return json.loads((d / "meta.json").read_text(encoding="utf-8"))
+        except ValueError as e:
+            raise VoiceError(f"saved voice '{name}' is corrupt ({d}): {e}") from e
+
+    def confirm_consent(self, name: str, who: str, via: str = "confirmed") -> ConsentRecord:
+        """Record consent for a profile that lacks it (the user vouches for the speaker's agreement)."""
+        if not str(who or "").strip():
+            raise VoiceError("consent needs the name of the person who agreed to be cloned")
+        meta = self.meta(name)
+        rec = ConsentRecord(
+            name=str(who).strip()[:200],
+            statement=CONSENT_STATEMENT,
+            time=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            clip_sha256=str(meta.get("clip_sha256") or ""),
+            via=via,
+        )
+        meta.update(consent=True, consent_record=rec.to_dict())
+        meta.pop("consent_status", None)
+        path = self._dir(name) / "meta.json"
+        tmp = path.with_name(".meta.json.tmp")
+        tmp.write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
+        os.replace(tmp, path)
+        return rec
 
     def clip_path(self, name: str) -> Path | None:
         meta = self.get(name).meta
@@ -117,8 +206,11 @@ class ProfileStore:
         keep_clip: bool = False,
         overwrite: bool = False,
         extra: dict[str, Any] | None = None,
+        consent_name: str = "",
+        consent_via: str = "cli",
     ) -> ProfileInfo:
-        """Save ``voice`` as ``name``. ``consent`` must be True: the speaker agreed to be cloned."""
+        """Save ``voice`` as ``name``. ``consent`` must be True: the speaker agreed to be cloned;
+        ``consent_name`` (who) and ``consent_via`` (how) go into the profile's consent record."""
         if consent is not True:
             raise VoiceError(
                 "cloning a voice needs the speaker's consent: confirm with --consent that the person "
@@ -160,6 +252,13 @@ class ProfileStore:
             )
         if extra:
             meta.update(extra)
+        meta["consent_record"] = ConsentRecord(
+            name=str(consent_name or "").strip()[:200] or "(not named)",
+            statement=CONSENT_STATEMENT,
+            time=meta["created"],
+            clip_sha256=str(meta.get("clip_sha256") or voice.meta.get("clip_sha256") or ""),
+            via=consent_via if consent_via in CONSENT_VIA else "cli",
+        ).to_dict()
         self.root.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=self.root))
         try:
@@ -234,8 +333,10 @@ class ProfileStore:
         d = self._dir(new_name)
         if d.exists() and not overwrite:
             raise VoiceError(f"voice '{new_name}' already exists; import with another name")
-        if not meta.get("consent"):
-            raise VoiceError(f"{p}: voice file does not record the speaker's consent; refusing to import")
+        if ConsentRecord.from_meta(meta) is None or meta.get("consent") is not True:
+            # kept, but unusable until the user confirms the speaker's consent (`fedtts voice consent`)
+            meta.update(consent=False, consent_status="unknown")
+            meta.pop("consent_record", None)
         self.root.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{new_name}.", dir=self.root))
         try:

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from fedtts.voice.bank import default_bank
-from fedtts.voice.profile import MAX_PACE, MIN_PACE, PROSODY, Voice, VoiceError
+from fedtts.voice.profile import MAX_PACE, MIN_PACE, PROSODY, Voice, VoiceError, is_clone
 from fedtts.voice.prosody import measure_prosody
 from fedtts.voice.resolve import render_phonemes
 
@@ -64,6 +64,8 @@ def apply_emotion(
         delta = delta - (level[:, None] * (b / float(b @ b))[None]) * std
     pack[:, PROSODY] = own + delta
     meta = {**voice.meta, "emotion": emotion_voice.name, "strength": a, "keep_pitch": bool(keep_pitch)}
+    if is_clone(emotion_voice):  # prosody copied from a cloned voice: marked as a clone
+        meta["cloned"] = True
     return Voice(name=f"{voice.name}+{emotion_voice.name}@{a:g}", pack=pack, meta=meta)
 
 
