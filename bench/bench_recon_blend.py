@@ -67,16 +67,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--speakers",
         default="ls8051,ls2289,ls6836,ls1841,ls1034,ls1040,ls1069,ls1098",
-        help="train/ speakers (the first four are the recon route's tuning speakers)",
+        help="train/ speakers (the first four are the recon route's tuning speakers); a manifest with "
+        "prompt roles (dev/) uses all its English speakers instead",
     )
     ap.add_argument("--alphas", default="0,0.25,0.5,0.75,1")
     ap.add_argument("--mos", action="store_true", help="also DNSMOS (slower)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
 
-    with tempfile.TemporaryDirectory() as tmp:
-        man = prompt_manifest(Path(args.manifest), args.speakers.split(","), Path(tmp) / "manifest.jsonl")
-        speakers = load_speakers(man, ("en",))
+    manifest = Path(args.manifest)
+    if '"role": "prompt"' in manifest.read_text(encoding="utf-8"):  # dev/: prompts are marked
+        speakers = load_speakers(manifest, ("en",))
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            man = prompt_manifest(manifest, args.speakers.split(","), Path(tmp) / "manifest.jsonl")
+            speakers = load_speakers(man, ("en",))
     synth = _synth()
     rows = []
     print(f"{len(speakers)} speakers: {', '.join(s.name for s in speakers)}", flush=True)

@@ -315,7 +315,16 @@ def test_voices_enroll_use_export_delete(client, dev_manifest, tmp_path):
 
 
 def test_system_endpoints(client):
+    # By now this server has served stock, streamed, cloned, profile and blended speech; add word
+    # timestamps and an SSML dialogue in two voices: all of it through one onnxruntime session.
+    r = _speech(client, timestamps=True)
+    assert r.status_code == 200 and r.json()["timestamps"], r.text[:300]
+    dialogue = '<speak><voice name="jm_kumo">Hello there.</voice> <voice name="jf_alpha">Hi!</voice></speak>'
+    assert (
+        client.post("/v1/audio/speech", json={"input": dialogue, "response_format": "wav"}).status_code == 200
+    )
     info = client.get("/v1/system").json()
+    assert info["model_sessions"] == 1, info
     assert "model" in info["versions"] and "queue" in info
     assert isinstance(info["federation"]["available"], bool)
     freed = client.post("/v1/system/free-memory").json()
@@ -324,6 +333,7 @@ def test_system_endpoints(client):
     r = _speech(client, response_format="wav")  # reloads on demand
     assert r.status_code == 200
     assert client.get("/healthz").json()["model_loaded"] is True
+    assert client.get("/v1/system").json()["model_sessions"] == 2  # the unloaded one is not kept
 
 
 def test_api_key_required_when_set(tmp_path):

@@ -211,15 +211,17 @@ def resolve_voice(
     return resolve_voice_name(spec or DEFAULT_VOICE)
 
 
-def shape_voice(voice, args: argparse.Namespace):
-    """Apply ``--emotion-ref/--emotion-strength`` and the ``--pitch/--expressiveness`` knobs."""
+def shape_voice(voice, args: argparse.Namespace, synth=None):
+    """Apply ``--emotion-ref/--emotion-strength`` and the ``--pitch/--expressiveness`` knobs; an
+    emotion clip is measured on ``synth``'s model (one session per process)."""
     ref = getattr(args, "emotion_ref", None)
     if ref:
         if Path(ref).is_file():
             reference = load_reference(ref, text=getattr(args, "emotion_ref_text", None))
             for w in reference.warnings:
                 print(f"warning: {ref}: {w}", file=sys.stderr)
-            voice = emotion_from_reference(voice, reference, args.emotion_strength)
+            engine = synth.engine if synth is not None else None
+            voice = emotion_from_reference(voice, reference, args.emotion_strength, engine=engine)
         else:
             voice = apply_emotion(voice, resolve_voice_name(ref), args.emotion_strength)
     elif getattr(args, "emotion_strength", 1.0) != 1.0:
@@ -263,13 +265,14 @@ def cmd_say(args: argparse.Namespace) -> int:
     options = options_from_args(args)
     if args.refine and not args.ref:
         raise CliError("--refine needs --ref CLIP", 2)
+    synth = make_synthesizer(args)
     voice = shape_voice(
         resolve_voice(
             args.voice, args.ref, args.ref_text, refine=args.refine, spectral_match=args.spectral_match
         ),
         args,
+        synth,
     )
-    synth = make_synthesizer(args)
     t0 = time.perf_counter()
     if args.stream:
         n, dur, words = _say_stream(synth, text, voice, options, out, fmt if out != "-" else "pcm")
@@ -437,7 +440,8 @@ def cmd_book(args: argparse.Namespace) -> int:
         chapters = read_book(cfg.book)
     except BookError as e:
         raise CliError(str(e), 2) from e
-    cfg.voice = shape_voice(resolve_voice(args.voice, None, None), args)
+    synth = make_synthesizer(args)
+    cfg.voice = shape_voice(resolve_voice(args.voice, None, None), args, synth)
     chars = sum(len(c.text) for c in chapters)
     if not args.quiet:
         print(f"book: {cfg.book.name}: {len(chapters)} chapters, {chars} characters", file=sys.stderr)
@@ -453,9 +457,7 @@ def cmd_book(args: argparse.Namespace) -> int:
             bar.update(max(0, done - bar.n))
 
     try:
-        report = render_book(
-            cfg, make_synthesizer(args), progress=progress, say=lambda m: print(m, file=sys.stderr)
-        )
+        report = render_book(cfg, synth, progress=progress, say=lambda m: print(m, file=sys.stderr))
     except BookError as e:
         raise CliError(str(e), 1) from e
     finally:

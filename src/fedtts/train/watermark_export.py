@@ -9,10 +9,7 @@ them is numpy (:mod:`fedtts.pipeline.watermark`). The wheel is fetched with ``pi
 
 from __future__ import annotations
 
-import hashlib
 import json
-import shutil
-import subprocess
 import sys
 import types
 import zipfile
@@ -24,7 +21,7 @@ import soxr
 import torch
 from torch import nn
 
-from fedtts.engine.assets import AssetError
+from fedtts.engine.assets import AssetError, RegistryWheel, extract_checked, sha256_file
 from fedtts.pipeline.watermark import (
     DECODER_FILE,
     ENCODER_FILE,
@@ -35,9 +32,12 @@ from fedtts.pipeline.watermark import (
 
 __all__ = ["WHEEL_SPEC", "export_onnx", "load_state", "prepare", "torch_modules"]
 
-WHEEL_SPEC = "resemble-perth==1.0.1"
-WHEEL_NAME = "resemble_perth-1.0.1-py3-none-any.whl"
-WHEEL_SHA256 = "65e9c37531b1a128a4a56226b75dece4521683cf3611b0b2a5ffe234f00c9342"
+WHEEL = RegistryWheel(
+    "resemble-perth==1.0.1",
+    "resemble_perth-1.0.1-py3-none-any.whl",
+    "65e9c37531b1a128a4a56226b75dece4521683cf3611b0b2a5ffe234f00c9342",
+)
+WHEEL_SPEC = WHEEL.spec
 PTH_MEMBER = "perth/perth_net/pretrained/implicit/perth_net_250000.pth.tar"
 PTH_SHA256 = "a15bce457ebc53ce5e6c9c3f11df78cf7ee2bf9cdab0a798902135b4c4027670"
 LICENSE_MEMBER = "resemble_perth-1.0.1.dist-info/licenses/LICENSE"
@@ -87,46 +87,22 @@ class _Decoder(nn.Module):
         return self.slow_layers(slow), self.normal_layers(normal), self.fast_layers(fast)
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def fetch_checkpoint(wheel: str | Path | None = None, download: bool = True) -> Path:
     """The PerthNet checkpoint (hash-checked) extracted from the wheel into the watermark folder."""
     out = watermark_dir()
     out.mkdir(parents=True, exist_ok=True)
     pth = out / "perth_net_250000.pth.tar"
-    if pth.is_file() and (out / "perth_src").is_dir() and _sha256(pth) == PTH_SHA256:
+    if pth.is_file() and (out / "perth_src").is_dir() and sha256_file(pth) == PTH_SHA256:
         return pth
-    whl = Path(wheel) if wheel else out / WHEEL_NAME
-    if not whl.is_file():
-        if not download:
-            raise AssetError(f"{whl} not found; run: python -m fedtts.app.prepare")
-        subprocess.run(
-            [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--disable-pip-version-check"]
-            + [WHEEL_SPEC, "-d", str(out)],
-            check=True,
-        )
-    if _sha256(whl) != WHEEL_SHA256:
-        raise AssetError(f"{whl}: sha256 mismatch (expected the {WHEEL_SPEC} wheel)")
-    tmp = pth.with_name(pth.name + ".part")
+    whl = WHEEL.fetch(out, wheel, download)
     with zipfile.ZipFile(whl) as z:
-        with z.open(PTH_MEMBER) as src, open(tmp, "wb") as dst:
-            shutil.copyfileobj(src, dst)
         (out / "LICENSE.resemble-perth").write_bytes(z.read(LICENSE_MEMBER))
         for m in z.namelist():  # perth's own code (kB): the reference the conversion is checked against
             if m.startswith("perth/") and m.endswith((".py", ".yaml", "id.txt")):
                 dst = out / "perth_src" / m
                 dst.parent.mkdir(parents=True, exist_ok=True)
                 dst.write_bytes(z.read(m))
-    if _sha256(tmp) != PTH_SHA256:
-        tmp.unlink()
-        raise AssetError(f"{PTH_MEMBER} in {whl}: sha256 mismatch")
-    tmp.replace(pth)
+    extract_checked(whl, PTH_MEMBER, pth, PTH_SHA256)
     if wheel is None:
         whl.unlink()  # 34 MB; the checkpoint and the licence are kept
     return pth
@@ -200,8 +176,8 @@ def export_onnx(force: bool = False) -> Path:
         "n_fft": 2048,
         "hop": 320,
         "subband": SUBBAND,
-        "encoder_sha256": _sha256(out / ENCODER_FILE),
-        "decoder_sha256": _sha256(out / DECODER_FILE),
+        "encoder_sha256": sha256_file(out / ENCODER_FILE),
+        "decoder_sha256": sha256_file(out / DECODER_FILE),
     }
     tmp = meta_path.with_name(META_FILE + ".tmp")
     tmp.write_text(json.dumps(meta, indent=1), encoding="utf-8")

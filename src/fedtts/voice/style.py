@@ -160,14 +160,14 @@ CALIBRATION_TEXT = (
 )
 
 
-def _rendered(voice: Voice, pace: float, from_text: bool):
+def _rendered(voice: Voice, pace: float, from_text: bool, engine=None):
     """Measured prosody of the voice on the calibration phonemes at ``pace``.
 
     Measured, not predicted (the bank map explains little of rate, R² ≈ 0.4; a render costs a
     fraction of a second), and rate in the reference's units: syllables of text per speech second
     when the reference has a transcript, energy peaks per second when it has not.
     """
-    audio = render_phonemes(voice, speed=pace)
+    audio = render_phonemes(voice, speed=pace, engine=engine)
     return measure_prosody(audio, 24000, CALIBRATION_TEXT if from_text else None)
 
 
@@ -177,6 +177,7 @@ def transfer_emotion(
     strength: float = 1.0,
     max_step: float = 4.0,
     rate_from_text: bool = False,
+    engine=None,
 ) -> Voice:
     """Move the voice ``strength`` of the way toward an emotion reference's measured prosody ([6]).
 
@@ -184,7 +185,8 @@ def transfer_emotion(
     − 1)), because the prosody half hardly moves rate; F0 range through the validated
     expressiveness knob (same factor form, current measured at the new pace); energy dynamics and pauses
     through the minimum-norm step of :func:`prosody_map`, with the F0 level held so the speaker keeps
-    their voice height. The timbre half is untouched.
+    their voice height. The timbre half is untouched. ``engine``: the caller's model (a server keeps
+    one session), else a process-wide one is loaded.
     """
     a = float(strength)
     if not np.isfinite(a) or not 0.0 <= a <= MAX_STRENGTH:
@@ -206,11 +208,11 @@ def transfer_emotion(
     moved = Voice(name=voice.name, pack=pack, meta=dict(voice.meta))
     expr, pace = 1.0, voice.pace
     if a > 0:
-        rate_now = _rendered(moved, voice.pace, rate_from_text).rate
+        rate_now = _rendered(moved, voice.pace, rate_from_text, engine).rate
         rate_ratio = float(target[RATE_DIM]) / max(rate_now, 0.5)
         pace = float(np.clip(voice.pace * (1.0 + a * (rate_ratio - 1.0)), MIN_PACE, MAX_PACE))
         # F0 range measured at the new pace (a slower pace narrows it) on the same phonemes.
-        range_now = _rendered(moved, pace, False).f0_range_st
+        range_now = _rendered(moved, pace, False, engine).f0_range_st
         ratio = float(target[RANGE_DIM]) / max(range_now, 1.0)
         expr = float(np.clip(1.0 + a * (ratio - 1.0), 0.25, 3.0))
     out = adjust_prosody(moved, 0.0, expr)
@@ -219,13 +221,13 @@ def transfer_emotion(
     return out
 
 
-def emotion_from_reference(voice: Voice, reference, strength: float = 1.0) -> Voice:
+def emotion_from_reference(voice: Voice, reference, strength: float = 1.0, engine=None) -> Voice:
     """:func:`transfer_emotion` toward the measured prosody of a cleaned reference clip.
 
     The clip's transcript, when given, makes its speaking rate a count of syllables.
     """
     text = getattr(reference, "text", None)
     target = measure_prosody(reference.audio, reference.sample_rate, text).as_array()
-    out = transfer_emotion(voice, target, strength, rate_from_text=bool(text))
+    out = transfer_emotion(voice, target, strength, rate_from_text=bool(text), engine=engine)
     out.meta["emotion"] = reference.label
     return out
