@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
-from fedtts.pipeline.book import MAX_PART_CHARS, BookConfig, BookError, read_book, render_book
+from fedtts.pipeline.book import MAX_PART_CHARS, BookConfig, BookError, read_book, render_book, size_warning
 
 TXT = """A Small Book
 by Nobody
@@ -113,6 +113,21 @@ def test_bad_books_name_the_file_and_the_problem(tmp_path, name, content, messag
     with pytest.raises(BookError) as e:
         read_book(p)
     assert str(p) in str(e.value) and message in str(e.value)
+
+
+def test_two_million_characters_read_in_bounded_parts_with_a_warning(tmp_path):
+    para = "She read the letter twice. 她把信读了两遍，然后放进抽屉。\n\n"
+    p = tmp_path / "huge.txt"
+    with p.open("w", encoding="utf-8") as f:
+        for k in range(40):
+            f.write(f"Chapter {k + 1}\n\n" + para * (2_100_000 // 40 // len(para) + 1))
+    t0 = time.monotonic()
+    chs = read_book(p)
+    assert time.monotonic() - t0 < 30
+    assert sum(len(c.text) for c in chs) >= 2_000_000 and all(len(c.text) <= MAX_PART_CHARS for c in chs)
+    warning = size_warning(chs)
+    assert warning and "hours of audio" in warning and "run the same command again" in warning
+    assert size_warning(chs[:2]) is None
 
 
 def test_epub_without_text(tmp_path):

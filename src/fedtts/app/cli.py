@@ -34,7 +34,7 @@ from fedtts.pipeline.audio_io import (
     to_int16,
     write_audio,
 )
-from fedtts.pipeline.book import BookConfig, BookError, read_book, render_book
+from fedtts.pipeline.book import BookConfig, BookError, read_book, render_book, size_warning
 from fedtts.pipeline.timing import Timeline, subtitle_format, write_subtitles
 from fedtts.pipeline.watermark import output_tags
 from fedtts.voice import load_reference, resolve_reference, resolve_voice_name, stock_voice_names
@@ -445,6 +445,9 @@ def cmd_book(args: argparse.Namespace) -> int:
     chars = sum(len(c.text) for c in chapters)
     if not args.quiet:
         print(f"book: {cfg.book.name}: {len(chapters)} chapters, {chars} characters", file=sys.stderr)
+    warning = size_warning(chapters)
+    if warning:
+        print(f"warning: {cfg.book}: {warning}", file=sys.stderr)
     bar = (
         None
         if args.quiet
