@@ -58,6 +58,22 @@ def engine():
     return KokoroEngine(EngineConfig(threads=2))
 
 
+@pytest.fixture(scope="module")
+def synth(engine):
+    """A synthesizer on the shared engine, fresh per test module (modules may set its resolver)."""
+    from fedtts.pipeline import Synthesizer
+
+    return Synthesizer(engine=engine)
+
+
+@pytest.fixture(scope="module")
+def voice():
+    """The stock voice most tests speak with."""
+    from fedtts.voice import stock_voice
+
+    return stock_voice("jf_alpha")
+
+
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO

@@ -521,20 +521,6 @@ def test_frontend_reads_ssml_with_pauses_and_notes():
 # ------------------------------------------------------------------------------ real synthesis
 
 
-@pytest.fixture(scope="module")
-def synth(engine):
-    from fedtts.pipeline import Synthesizer
-
-    return Synthesizer(engine=engine)
-
-
-@pytest.fixture(scope="module")
-def voice():
-    from fedtts.voice import stock_voice
-
-    return stock_voice("jf_alpha")
-
-
 def _say(synth, voice, text):
     from fedtts.pipeline import SynthesisOptions
 

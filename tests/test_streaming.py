@@ -65,18 +65,6 @@ def test_cut_phrase_table(phonemes, budget, head, pause):
     assert f"{said} {tail}" == phonemes
 
 
-@pytest.fixture(scope="module")
-def synth(engine):
-    return Synthesizer(engine=engine)
-
-
-@pytest.fixture(scope="module")
-def voice():
-    from fedtts.voice import stock_voice
-
-    return stock_voice("jf_alpha")
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("text", [LONG_EN, LONG_ZH], ids=["en", "zh"])
 def test_first_chunk_short_then_growing_and_stream_equals_file(synth, voice, text):

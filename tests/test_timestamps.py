@@ -19,24 +19,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from fedtts.pipeline import SynthesisOptions, Synthesizer
+from fedtts.pipeline import SynthesisOptions
 from fedtts.pipeline.timing import Timeline, WordTiming, subtitle_cues, to_srt, to_vtt
-from fedtts.voice import stock_voice
 
 EN = "Please read the instructions carefully before you begin."
 ZH = "重庆的银行今天下午三点关门。"
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def synth(engine):
-    return Synthesizer(engine=engine)
-
-
-@pytest.fixture(scope="module")
-def voice():
-    return stock_voice("jf_alpha")
 
 
 def _key(w: str) -> str:

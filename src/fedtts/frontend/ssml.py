@@ -194,16 +194,22 @@ def _number(s: str) -> float:
     return v
 
 
+def _percent(v: str) -> float | None:
+    """``50%`` → 0.5 (of normal), ``+20%``/``-20%`` → 1.2/0.8 (a change); None when not a percentage."""
+    m = re.fullmatch(r"([+-]?)(\d+(?:\.\d*)?|\.\d+)\s*%", v)
+    if not m:
+        return None
+    p = _number(m.group(2)) / 100.0
+    return p if not m.group(1) else 1.0 + (p if m.group(1) == "+" else -p)
+
+
 def parse_rate(value: str) -> float:
     """``x-slow``…``x-fast``, ``50%`` (of normal), ``+20%``/``-20%`` (a change), ``1.5`` (a factor)."""
     v = value.strip().lower()
     if v in RATES:
         return RATES[v]
-    m = re.fullmatch(r"([+-]?)(\d+(?:\.\d*)?|\.\d+)\s*%", v)
-    if m:
-        p = _number(m.group(2)) / 100.0
-        r = p if not m.group(1) else 1.0 + (p if m.group(1) == "+" else -p)
-    else:
+    r = _percent(v)
+    if r is None:
         r = _number(v) if re.fullmatch(r"\d+(?:\.\d*)?|\.\d+", v) else -1.0
     if not r > 0:
         raise ValueError(
@@ -220,10 +226,8 @@ def parse_pitch(value: str) -> float | None:
     m = re.fullmatch(r"([+-]?\d+(?:\.\d*)?)\s*st", v)
     if m:
         return _number(m.group(1))
-    m = re.fullmatch(r"([+-]?)(\d+(?:\.\d*)?)\s*%", v)
-    if m:
-        p = _number(m.group(2)) / 100.0
-        ratio = p if not m.group(1) else 1.0 + (p if m.group(1) == "+" else -p)
+    ratio = _percent(v)
+    if ratio is not None:
         if ratio <= 0:
             raise ValueError("a pitch percentage must leave a positive pitch")
         return 12.0 * math.log2(ratio)
@@ -240,10 +244,8 @@ def parse_volume(value: str) -> float:
     m = re.fullmatch(r"([+-]?\d+(?:\.\d*)?)\s*db", v)
     if m:
         return _number(m.group(1))
-    m = re.fullmatch(r"([+-]?)(\d+(?:\.\d*)?)\s*%", v)
-    if m:
-        p = _number(m.group(2)) / 100.0
-        ratio = p if not m.group(1) else 1.0 + (p if m.group(1) == "+" else -p)
+    ratio = _percent(v)
+    if ratio is not None:
         return 20.0 * math.log10(ratio) if ratio > 0 else -math.inf
     raise ValueError(
         "a volume is silent, x-soft, soft, medium, loud, x-loud, decibels (+6dB) or a percentage"
