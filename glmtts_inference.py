@@ -38,6 +38,17 @@ def main(argv: list[str] | None = None) -> int:
     if not tasks.is_file():
         print(f"error: --data {args.data}: task file not found: {tasks}", file=sys.stderr)
         return 2
+    if (
+        any(c in args.exp_name for c in "/\\")
+        or ".." in args.exp_name
+        or any(ord(c) < 32 for c in args.exp_name)
+    ):
+        print(
+            f"error: --exp_name {args.exp_name!r}: a name suffix only (no '/', '\\', '..' or control "
+            "characters): outputs go to <output_root>/pretrain<exp_name>/<data>",
+            file=sys.stderr,
+        )
+        return 2
     out_dir = Path(args.output_root) / f"pretrain{args.exp_name}" / tasks.stem
     try:
         options = options_from_args(args)

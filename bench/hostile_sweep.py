@@ -48,6 +48,12 @@ class Case:
     stdout_not: tuple[str, ...] = ()  # a silent wrong result: stdout must not contain these
     stdout_has: tuple[str, ...] = ()  # … and must contain these
     check: Callable[[Path], str | None] | None = None  # case folder → what is wrong afterwards, or None
+    script: str = ""  # cli: run this repository script instead of ``-m fedtts.app.cli``
+    method: str = "POST"  # http
+    path: str = "/v1/audio/speech"  # http
+    upload: dict[str, tuple[str, bytes]] = field(default_factory=dict)  # http: multipart files
+    form: dict[str, str] = field(default_factory=dict)  # http: multipart fields
+    api: str = ""  # ui: the Gradio endpoint; body = its argument list
 
 
 @dataclass
@@ -100,7 +106,15 @@ def cases() -> list[Case]:
             "--dict",
             files={"d.jsonl": bad_dict},
         ),
-        Case("say", "ssml", ["say", "<speak>hello</speak>", "--out", "o.wav"], (0,), "ssml"),
+        # SSML is read when a text starts with <speak>; markup elsewhere is dropped with a warning
+        Case(
+            "say",
+            "ssml",
+            ["say", "<speak>hello</speak>", "--out", "o.wav"],
+            (0,),
+            check=_check_audio("o.wav"),
+        ),
+        Case("say", "markup-mid-text", ["say", "hello <b>bold</b> world", "--out", "o.wav"], (0,), "<b>"),
         Case("say", "out-is-folder", ["say", "hello", "--out", "."], needle="folder"),
         Case("say", "out-no-suffix", ["say", "hello", "--out", "speech"], needle="suffix"),
         Case("say", "out-bad-suffix", ["say", "hello", "--out", "x.txt"], needle=".txt"),
@@ -197,6 +211,7 @@ def cases() -> list[Case]:
         Case("serve", "open-0.0.0.0", ["serve", "--host", "0.0.0.0", "--port", "1"], needle="--no-auth"),
     ]
     c += frontend_batch_cases()
+    c += more_cases()
     if clip:
         c.append(
             Case("voice", "add-with-ref", ["voice", "add", "sweep_ref", "--ref", clip, "--consent"], (0,))
@@ -309,7 +324,15 @@ def frontend_batch_cases() -> list[Case]:
             "escape",
             stdout_not=("san1 shi2 er4",),
         ),
-        Case("phonemize", "ssml", ["phonemize", "<speak>hello <break time='1s'/></speak>"], (0,), "ssml"),
+        Case(
+            "phonemize",
+            "ssml",
+            ["phonemize", "<speak>hello <break time='1s'/></speak>"],
+            (0,),
+            stdout_has=("həlˈO",),
+            stdout_not=("spˈik", "bɹˈAk"),
+        ),
+        Case("phonemize", "ssml-mid-text", ["phonemize", "hi <speak>hello</speak>"], (0,), "SSML"),
         Case("phonemize", "symbol", ["phonemize", "hello ★ world"], (0,), "★"),
         Case(
             "phonemize", "arabic-only", ["phonemize", "مرحبا بالعالم"], needle="Mandarin Chinese and English"
@@ -408,6 +431,433 @@ def frontend_batch_cases() -> list[Case]:
     ]
 
 
+def _tone(seconds: float, sr: int = 24000) -> bytes:
+    import io
+
+    import numpy as np
+    import soundfile as sf
+
+    t = np.arange(int(sr * seconds)) / sr
+    buf = io.BytesIO()
+    sf.write(buf, (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), sr, format="WAV", subtype="PCM_16")
+    return buf.getvalue()
+
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for n, b in members.items():
+            z.writestr(n, b)
+    return buf.getvalue()
+
+
+def more_cases() -> list[Case]:
+    """The rest of the issue's 121 inputs: options out of range, broken files, names that try to
+    escape their folder, the GLM-TTS script, books, detection, the other HTTP routes and the UI."""
+    clip = _clip()
+    clip_bytes = Path(clip).read_bytes() if clip else _tone(4.0)
+    task = lambda **kw: json.dumps(kw, ensure_ascii=False) + "\n"  # noqa: E731
+    silence, short, fake = _wav(5.0), _tone(0.5), b"this is not audio at all\n" * 20
+    ref_files = {"silence.wav": silence, "short.wav": short, "fake.wav": fake}
+    say = lambda name, args, ok=(2,), needle="", **kw: Case(  # noqa: E731
+        "say", name, ["say", *args], ok, needle, must_not_exist=kw.pop("mne", ("o.wav",)), **kw
+    )
+    c = [
+        say("pitch-range", ["hi", "--pitch", "20", "--out", "o.wav"], needle="pitch"),
+        say("expressiveness-0", ["hi", "--expressiveness", "0", "--out", "o.wav"], needle="expressiveness"),
+        say(
+            "emotion-strength",
+            ["hi", "--emotion-strength", "5", "--out", "o.wav"],
+            needle="--emotion-strength",
+        ),
+        say("sample-rate-16k", ["hi", "--sample-rate", "16000", "--out", "o.wav"], needle="--sample-rate"),
+        say("threads-0", ["hi", "--threads", "0", "--out", "o.wav"], needle="threads"),
+        say("speed-nan", ["hi", "--speed", "nan", "--out", "o.wav"], needle="speed"),
+        say("spectral-match-3", ["hi", "--spectral-match", "3", "--out", "o.wav"], needle="--spectral-match"),
+        say("backend-unknown", ["hi", "--backend", "cuda", "--out", "o.wav"], needle="--backend"),
+        say("blend-unknown", ["hi", "--voice", "nobody:0.7,jf_alpha:0.3", "--out", "o.wav"], needle="nobody"),
+        say("blend-negative", ["hi", "--voice", "jf_alpha:-1,jm_kumo:2", "--out", "o.wav"], needle="weight"),
+        say("ref-missing", ["hi", "--ref", "missing.wav", "--out", "o.wav"], needle="missing.wav"),
+        say(
+            "ref-silence", ["hi", "--ref", "silence.wav", "--out", "o.wav"], needle="silent", files=ref_files
+        ),
+        say("ref-0.5s", ["hi", "--ref", "short.wav", "--out", "o.wav"], needle="speech", files=ref_files),
+        say(
+            "ref-not-audio", ["hi", "--ref", "fake.wav", "--out", "o.wav"], needle="fake.wav", files=ref_files
+        ),
+        say("refine-no-ref", ["hi", "--refine", "5", "--out", "o.wav"], needle="--ref"),
+        say("emotion-ref-missing", ["hi", "--emotion-ref", "gone.wav", "--out", "o.wav"], needle="gone.wav"),
+        say("subtitles-txt", ["hi", "--subtitles", "s.txt", "--out", "o.wav"], needle=".txt"),
+        say("max-chars", [LONG_EN, "--max-chars", "50", "--out", "o.wav"], needle="50"),
+        say(
+            "out-new-dir",
+            ["hi", "--out", "no/such/dir/o.wav"],
+            (0,),
+            mne=(),
+            check=_check_audio("no/such/dir/o.wav"),
+        ),  # made, as mkdir -p
+        say("zero-width-only", ["\u200b\u200b\u2060", "--out", "o.wav"], needle="nothing speakable"),
+        say("emoji-only", ["😀😀🎉", "--out", "o.wav"], needle="😀"),
+        say("punctuation-only", ["...!!!???", "--out", "o.wav"], needle="nothing"),
+        say("stdin-empty", ["-", "--out", "o.wav"], needle="empty"),
+        say("ref-text-no-ref", ["hi", "--ref-text", "hello", "--out", "o.wav"], needle="--ref"),
+        Case("phonemize", "override-empty", ["phonemize", "我要去[重庆]()"], needle="重庆"),
+        Case("phonemize", "override-tone-0", ["phonemize", "[好](hao0)"], needle="tone 0"),
+        Case(
+            "phonemize",
+            "dict-missing",
+            ["phonemize", "hi", "--phoneme", "--dict", "gone.jsonl"],
+            needle="gone.jsonl",
+        ),
+        Case(
+            "phonemize",
+            "dict-not-json",
+            ["phonemize", "hi", "--phoneme", "--dict", "d.jsonl"],
+            needle="d.jsonl:2",
+            files={"d.jsonl": '{"grapheme": "银行", "phoneme": "yin2 hang2"}\n{oops\n'},
+        ),
+        Case(
+            "phonemize",
+            "dict-no-phoneme-field",
+            ["phonemize", "hi", "--phoneme", "--dict", "d.jsonl"],
+            needle="phoneme",
+            files={"d.jsonl": '{"grapheme": "银行"}\n'},
+        ),
+        Case(
+            "phonemize",
+            "dict-empty-grapheme",
+            ["phonemize", "hi", "--phoneme", "--dict", "d.jsonl"],
+            needle="grapheme",
+            files={"d.jsonl": '{"grapheme": "", "phoneme": "yin2"}\n'},
+        ),
+        Case(
+            "phonemize",
+            "fullwidth-digits",
+            ["phonemize", "价格１２３元", "--detail"],
+            (0,),
+            stdout_has=("bai3",),
+            stdout_not=("１",),
+        ),
+        Case(
+            "phonemize", "rtl-override", ["phonemize", "\u202ehello"], (0,), "U+202E", stdout_has=("həlˈO",)
+        ),
+        Case(
+            "batch",
+            "missing-input-text",
+            ["batch", "t.jsonl", "--out-dir", "out"],
+            (1,),
+            "input_text",
+            files={"t.jsonl": task(output_name="a")},
+            allowed=("out",),
+            check=_check_rows(1),
+        ),
+        Case(
+            "batch",
+            "name-dotdot",
+            ["batch", "t.jsonl", "--out-dir", "out"],
+            (1,),
+            "output_name",
+            files={"t.jsonl": task(input_text="hi", output_name="../escape")},
+            allowed=("out",),
+            check=_check_rows(1),
+            must_not_exist=("escape.wav",),
+        ),
+        Case(
+            "batch",
+            "name-absolute",
+            ["batch", "t.jsonl", "--out-dir", "out"],
+            (1,),
+            "output_name",
+            files={"t.jsonl": task(input_text="hi", output_name="/tmp/fedtts-sweep-abs")},
+            allowed=("out",),
+            check=_check_absent(Path("/tmp/fedtts-sweep-abs.wav")),
+        ),
+        Case(
+            "batch",
+            "name-duplicate",
+            ["batch", "t.jsonl", "--out-dir", "out"],
+            (1,),
+            "already used",
+            files={
+                "t.jsonl": task(input_text="one", output_name="a") + task(input_text="two", output_name="a")
+            },
+            allowed=("out",),
+            check=_check_rows(2),
+        ),
+        Case(
+            "batch",
+            "prompt-missing",
+            ["batch", "t.jsonl", "--out-dir", "out"],
+            (1,),
+            "gone.wav",
+            files={"t.jsonl": task(input_text="hi", output_name="a", prompt_audio="gone.wav")},
+            allowed=("out",),
+            check=_check_rows(1),
+        ),
+        Case(
+            "batch",
+            "prompt-outside",
+            ["batch", "t.jsonl", "--out-dir", "out"],
+            (1,),
+            "/etc/passwd",
+            files={"t.jsonl": task(input_text="hi", output_name="a", prompt_audio="/etc/passwd")},
+            allowed=("out",),
+            check=_check_rows(1),
+        ),
+        Case(
+            "batch",
+            "text-not-string",
+            ["batch", "t.jsonl", "--out-dir", "out"],
+            (1,),
+            "input_text",
+            files={"t.jsonl": task(input_text=42, output_name="a")},
+            allowed=("out",),
+            check=_check_rows(1),
+        ),
+        Case(
+            "batch",
+            "line-is-array",
+            ["batch", "t.jsonl", "--out-dir", "out"],
+            (1,),
+            "t.jsonl:1",
+            files={"t.jsonl": "[1, 2, 3]\n"},
+            allowed=("out",),
+            check=_check_rows(1),
+        ),
+        Case(  # a misspelt prompt field must not silently give a stock voice
+            "batch",
+            "field-typo",
+            ["batch", "t.jsonl", "--out-dir", "out"],
+            (0, 1),
+            "prompt_audo",
+            files={"t.jsonl": task(input_text="hi", output_name="a", prompt_audo="x.wav")},
+            allowed=("out",),
+        ),
+        Case(
+            "glmtts",
+            "data-missing",
+            ["--data=no_such_set", "--exp_name=_x"],
+            needle="no_such_set",
+            script="glmtts_inference.py",
+        ),
+        Case(
+            "glmtts",
+            "exp-name-escape",
+            ["--data=example_zh", "--exp_name=/../../../escape", "--output_root=outputs"],
+            needle="exp_name",
+            script="glmtts_inference.py",
+            must_not_exist=("escape", "../escape"),
+        ),
+        Case(
+            "voice",
+            "add-bad-name",
+            ["voice", "add", "../evil", "--ref", clip or "c.wav", "--consent"],
+            needle="name",
+        ),
+        Case(
+            "voice",
+            "add-silence",
+            ["voice", "add", "quiet", "--ref", "silence.wav", "--consent"],
+            needle="silent",
+            files=ref_files,
+        ),
+        Case(
+            "voice",
+            "export-missing",
+            ["voice", "export", "nobody", "x.fedvoice"],
+            needle="nobody",
+            must_not_exist=("x.fedvoice",),
+        ),
+        Case("voice", "show-missing", ["voice", "show", "nobody"], needle="nobody"),
+        Case("voice", "consent-missing", ["voice", "consent", "nobody", "--name", "Ann"], needle="nobody"),
+        Case(
+            "voice",
+            "import-bad-zip",
+            ["voice", "import", "v.zip"],
+            needle="v.zip",
+            files={"v.zip": _zip({"../../evil.txt": b"x", "profile.json": b"{not json"})},
+            must_not_exist=("evil.txt",),
+        ),
+        Case(
+            "fl",
+            "simulate-0-rounds",
+            ["fl", "simulate", "--rounds", "0", "--out", "sim"],
+            needle="--rounds",
+            must_not_exist=("sim",),
+        ),
+        Case(
+            "fl",
+            "simulate-neg-clip",
+            ["fl", "simulate", "--clip", "-1", "--out", "sim"],
+            needle="--clip",
+            must_not_exist=("sim",),
+        ),
+        Case("fl", "report-missing", ["fl", "report", "gone.json"], needle="gone.json"),
+        Case("detect", "missing", ["detect", "gone.wav"], needle="gone.wav"),
+        Case("detect", "not-audio", ["detect", "fake.wav"], needle="fake.wav", files=ref_files),
+        Case(
+            "book",
+            "missing",
+            ["book", "gone.txt", "--out-dir", "b"],
+            needle="gone.txt",
+            must_not_exist=("b",),
+        ),
+        Case(
+            "book",
+            "empty",
+            ["book", "e.txt", "--out-dir", "b"],
+            needle="e.txt",
+            files={"e.txt": "\n\n"},
+            must_not_exist=("b",),
+        ),
+        Case(
+            "book",
+            "pdf",
+            ["book", "x.pdf", "--out-dir", "b"],
+            needle=".pdf",
+            files={"x.pdf": b"%PDF-1.4\n"},
+            must_not_exist=("b",),
+        ),
+        Case(
+            "book",
+            "epub-garbage",
+            ["book", "x.epub", "--out-dir", "b"],
+            needle="x.epub",
+            files={"x.epub": b"PK\x03\x04garbage"},
+            must_not_exist=("b",),
+        ),
+        Case("outputs", "negative-age", ["outputs", "clean", "--older-than", "-3d"], needle="--older-than"),
+        Case("serve", "port-range", ["serve", "--port", "70000"], needle="--port"),
+        Case("wyoming", "bad-uri", ["wyoming", "--uri", "http://example.com"], needle="uri"),
+    ]
+    garbage = base64.b64encode(fake).decode()
+    for name, body, needle in [
+        ("speed-0", {"input": "hi", "speed": 0}, "speed"),
+        ("format-exe", {"input": "hi", "response_format": "exe"}, "response_format"),
+        ("rate-16k", {"input": "hi", "sample_rate": 16000}, "sample_rate"),
+        ("empty-input", {"input": ""}, "input"),
+        ("voice-unknown", {"input": "hi", "voice": "nobody"}, "nobody"),
+        ("reference-not-b64", {"input": "hi", "reference_audio": "%%%not base64%%%"}, "reference_audio"),
+        (
+            "reference-silence",
+            {"input": "hi", "reference_audio": base64.b64encode(silence).decode()},
+            "silent",
+        ),
+        ("reference-text", {"input": "hi", "reference_audio": garbage}, "reference_audio"),
+        ("emoji-only", {"input": "😀😀"}, "input"),
+        ("ssml-broken", {"input": "<speak><prosody rate='x'>hi</speak>"}, "ssml"),
+    ]:
+        c.append(Case("http", name, kind="http", body=body, ok_codes=(400, 413, 422), needle=needle))
+    http = lambda name, method, path, codes, needle, **kw: Case(  # noqa: E731
+        "http", name, kind="http", method=method, path=path, ok_codes=codes, needle=needle, **kw
+    )
+    c += [
+        http("output-traversal", "GET", "/v1/outputs/..%2F..%2Fetc%2Fpasswd", (400, 404), "plain names"),
+        http("voice-traversal", "GET", "/v1/voices/..%2F..%2Fetc", (400, 404), "voice"),
+        http("delete-unknown", "DELETE", "/v1/voices/nobody", (404,), "nobody"),
+        http(
+            "enroll-no-consent",
+            "POST",
+            "/v1/voices",
+            (400, 422),
+            "consent",
+            upload={"file": ("c.wav", clip_bytes)},
+            form={"name": "sweep"},
+        ),
+        http(
+            "enroll-bad-name",
+            "POST",
+            "/v1/voices",
+            (400, 422),
+            "name",
+            upload={"file": ("c.wav", clip_bytes)},
+            form={"name": "../evil", "consent": "true", "consent_name": "A"},
+        ),
+        http(
+            "enroll-not-audio",
+            "POST",
+            "/v1/voices",
+            (400, 415, 422),
+            "audio",
+            upload={"file": ("c.wav", fake)},
+            form={"name": "sweep2", "consent": "true", "consent_name": "A"},
+        ),
+        http(
+            "detect-not-audio",
+            "POST",
+            "/v1/audio/detect",
+            (400, 415, 422),
+            "audio",
+            upload={"file": ("x.wav", fake)},
+        ),
+        http("detect-no-file", "POST", "/v1/audio/detect", (400, 422), "file", form={"x": "y"}),
+        http(
+            "upload-not-audio",
+            "POST",
+            "/v1/uploads",
+            (400, 415, 422),
+            "audio",
+            upload={"file": ("x.wav", fake)},
+        ),
+        http("export-unknown", "GET", "/v1/voices/nobody/export", (404,), "nobody"),
+    ]
+
+    def ui(name: str, api: str, args: list, needle: str) -> Case:
+        return Case("ui", name, kind="ui", api=api, body=args, ok_codes=(400,), needle=needle)
+
+    c += [
+        ui(
+            "synth-empty",
+            "/run",
+            ["", "jf_alpha", None, "", 24000, 0, 1.0, None, 1.0, False, 0.0, 1.0],
+            "text",
+        ),
+        ui(
+            "synth-fake-ref",
+            "/run",
+            ["hi", "jf_alpha", "@fake.wav", "", 24000, 0, 1.0, None, 1.0, False, 0.0, 1.0],
+            "audio",
+        ),
+        ui(
+            "synth-speed",
+            "/run",
+            ["hi", "jf_alpha", None, "", 24000, 0, 9.0, None, 1.0, False, 0.0, 1.0],
+            "maximum value",  # the slider's own bound (a browser cannot send 9)
+        ),
+        ui("enroll-no-consent", "/do_enroll", ["sweep", "@clip", "", False, "", False], "consent"),
+        ui("enroll-silence", "/do_enroll", ["sweep", "@silence.wav", "", True, "Ann", False], "silent"),
+        ui("dict-bad-phoneme", "/do_add", ["银行", "zz9 qq"], "zz9"),
+        # a bad line is a failed item: the job finishes and its report row says why (as `fedtts batch`)
+        ui("batch-bad-file", "/run_1", [["@bad.jsonl"], "jf_alpha", 24000, 1.0, False], "malformed JSON"),
+        ui("check-not-audio", "/lambda", ["@fake.wav"], "fake.wav: cannot decode"),
+    ]
+    for case in c:
+        if case.name in ("batch-bad-file", "check-not-audio"):
+            case.ok_codes = (200,)  # answered in the page (a report, a verdict), not as an error
+        if case.kind == "ui":
+            case.files = {**ref_files, "bad.jsonl": "{oops\n", "clip.wav": clip_bytes}
+    return c
+
+
+def _check_audio(name: str) -> Callable[[Path], str | None]:
+    def check(work: Path) -> str | None:
+        from fedtts.app.batch import incomplete_audio
+
+        return incomplete_audio(work / name) or None
+
+    return check
+
+
+def _check_absent(path: Path) -> Callable[[Path], str | None]:
+    def check(work: Path) -> str | None:
+        return f"{path} was written" if path.exists() else None
+
+    return check
+
+
 # ---------------------------------------------------------------------- runners
 
 
@@ -422,7 +872,8 @@ def _snapshot(d: Path) -> set[str]:
 
 def run_cli(case: Case, work: Path, timeout: float) -> tuple[int | None, str, str]:
     """(exit code, stderr, stdout)."""
-    cmd = [sys.executable, "-m", "fedtts.app.cli", *case.argv]
+    head = [str(REPO / case.script)] if case.script else ["-m", "fedtts.app.cli"]
+    cmd = [sys.executable, *head, *case.argv]
     env = _env(work.parent / "data")
     if case.kind != "sigterm":
         try:
@@ -479,16 +930,50 @@ def run_http(case: Case, url: str) -> tuple[int | None, str]:
     import httpx
 
     body = case.body
-    kw = (
-        {"content": body, "headers": {"content-type": "application/json"}}
-        if isinstance(body, bytes)
-        else {"json": body}
-    )
-    r = httpx.post(url + "/v1/audio/speech", timeout=120, **kw)
+    if case.upload or case.form:
+        kw: dict = {"files": case.upload or None, "data": case.form or None}
+    elif body is None:
+        kw = {}
+    elif isinstance(body, bytes):
+        kw = {"content": body, "headers": {"content-type": "application/json"}}
+    else:
+        kw = {"json": body}
+    r = httpx.request(case.method, url + case.path, timeout=120, **kw)
     try:
         return r.status_code, json.dumps(r.json(), ensure_ascii=False)
     except ValueError:
         return r.status_code, f"<{len(r.content)} bytes of {r.headers.get('content-type')}>"
+
+
+def start_ui(tmp: Path) -> tuple[subprocess.Popen, object]:
+    from gradio_client import Client
+
+    port = _free_port()
+    cmd = [sys.executable, "-m", "fedtts.app.cli", "ui", "--port", str(port), "--no-warmup"]
+    cmd += ["--output-dir", str(tmp / "outputs")]
+    proc = subprocess.Popen(cmd, env=_env(tmp / "data"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(300):
+        try:
+            return proc, Client(f"http://127.0.0.1:{port}/", verbose=False)
+        except Exception:  # noqa: BLE001 - not up yet
+            time.sleep(0.5)
+    proc.kill()
+    raise RuntimeError("fedtts ui did not start")
+
+
+def run_ui(case: Case, client, work: Path) -> tuple[int, str]:
+    """(200 and the result, or 400 and the error the browser would show) through the Gradio client."""
+    from gradio_client import handle_file
+
+    def arg(a):
+        if isinstance(a, str) and a.startswith("@"):
+            return handle_file(str(work / ("clip.wav" if a == "@clip" else a[1:])))
+        return [arg(x) for x in a] if isinstance(a, list) else a
+
+    try:
+        return 200, str(client.predict(*[arg(a) for a in case.body], api_name=case.api))
+    except Exception as e:  # noqa: BLE001 - gradio_client raises AppError / ValueError with the message
+        return 400, f"{type(e).__name__}: {e}"
 
 
 def wrong_output(case: Case, out: str, work: Path | None) -> str:
@@ -503,7 +988,9 @@ def wrong_output(case: Case, out: str, work: Path | None) -> str:
 
 
 def judge(case: Case, code: int | None, err: str, leftovers: list[str], wrong: str = "") -> Result:
-    leak = any(x in err for x in ("/tmp/", "fedtts-uploads", "soundfile:", "ffmpeg:")) and case.kind == "http"
+    # server paths in what a client sees; a UI result's file components carry served paths by design
+    shown_error = case.kind == "http" or (case.kind == "ui" and (code or 0) >= 400)
+    leak = shown_error and any(x in err for x in ("/tmp/", "fedtts-uploads", "soundfile:", "ffmpeg:"))
     names = case.needle.lower() in err.lower() if case.needle else True
     res = Result(
         case.group,
@@ -542,6 +1029,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="fedtts-sweep-") as tmp:
         root = Path(tmp)
         server, url = (None, "")
+        ui_proc, ui_client = (None, None)
         try:
             for i, case in enumerate(todo):
                 work = root / f"{i:03d}_{case.group}_{case.name}"
@@ -563,6 +1051,15 @@ def main(argv: list[str] | None = None) -> int:
                         if (root / "server" / "outputs").exists()
                         else []
                     )
+                elif case.kind == "ui":
+                    if ui_proc is None:
+                        ui_proc, ui_client = start_ui(root / "ui")
+                    outs = root / "ui" / "outputs"
+                    seen = _snapshot(outs) if outs.exists() else set()
+                    code, err = run_ui(case, ui_client, work)
+                    wrong = ""
+                    # a refused input leaves nothing; a finished job's report is its product
+                    left = sorted(_snapshot(outs) - seen) if code >= 400 and outs.exists() else []
                 else:
                     code, err, out = run_cli(case, work, args.timeout)
                     new = sorted(_snapshot(work) - before)
@@ -581,9 +1078,10 @@ def main(argv: list[str] | None = None) -> int:
                     flush=True,
                 )
         finally:
-            if server is not None:
-                server.terminate()
-                server.wait(20)
+            for proc in (server, ui_proc):
+                if proc is not None:
+                    proc.terminate()
+                    proc.wait(20)
     print()
     print(
         f"{'group':9} {'input':22} {'code':>5} {'expected':>10} {'names':>5} {'tb':>3} {'leak':>4} leftovers"

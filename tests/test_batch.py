@@ -243,3 +243,24 @@ def test_text_compare_rows_stay_one_per_line(tmp_path):
     rows = [json.loads(x) for x in (out / "text_compare.jsonl").read_text(encoding="utf-8").splitlines()]
     assert [(r["line"], r["status"]) for r in rows] == [(1, "rejected"), (2, "rejected")]
     assert "U+2028" in rows[0]["error"] and "U+0085" in rows[1]["error"]
+
+
+def test_a_misspelt_field_is_refused_and_an_unknown_one_is_named(tmp_path, caplog):
+    """`prompt_audo` would be ignored and give a stock voice where a clone was asked for."""
+    tasks = tmp_path / "t.jsonl"
+    tasks.write_text(
+        json.dumps({"input_text": "hi", "output_name": "a", "prompt_audo": "x.wav"})
+        + "\n"
+        + json.dumps({"uttid": "b", "syn_text": "hi", "prompt_speach": "x.wav"})
+        + "\n"
+        + json.dumps({"input_text": "hi", "output_name": "c", "lang": "en"})
+        + "\n",
+        encoding="utf-8",
+    )
+    with caplog.at_level("WARNING", logger="fedtts.pipeline.tasks"):
+        out = parse_tasks(tasks)
+    (l1, e1), (l2, e2), item = out
+    assert isinstance(e1, ItemError) and e1.field == "prompt_audo" and "did you mean 'prompt_audio'" in str(e1)
+    assert isinstance(e2, ItemError) and "did you mean 'prompt_speech'" in str(e2) and (l1, l2) == (1, 2)
+    assert item.name == "c"
+    assert "unknown field 'lang' (line 3)" in caplog.text

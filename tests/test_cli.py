@@ -203,6 +203,31 @@ def test_glmtts_inference_layout(tmp_path, repo_root, shim_synth, monkeypatch, c
     assert [r["uttid"] for r in rows] == uttids and all(r["phonemes"] for r in rows)
 
 
+@pytest.mark.parametrize("exp_name", ["/../../../escape", "../up", "a/b", "x\\y"])
+def test_glmtts_inference_refuses_an_exp_name_that_leaves_the_output_root(
+    exp_name, tmp_path, repo_root, monkeypatch, capsys
+):
+    monkeypatch.syspath_prepend(str(repo_root))
+    import glmtts_inference
+
+    root = tmp_path / "outputs"
+    code = glmtts_inference.main(["--data=example_en", f"--exp_name={exp_name}", f"--output_root={root}"])
+    assert code == 2 and "--exp_name" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing written, inside or outside
+
+
+def test_python_dash_m_reports_plugin_errors_as_input_errors(tmp_path):
+    """`python -m fedtts.app.cli` (and `python -m fedtts`): a plugin's CliError exits 2 with its message."""
+    for head in (["-m", "fedtts.app.cli"], ["-m", "fedtts"]):
+        r = subprocess.run(
+            [sys.executable, *head, "wyoming", "--uri", "http://example.com"],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+        )
+        assert r.returncode == 2 and r.stderr.startswith("error: --uri"), r.stderr
+
+
 # ---------------------------------------------------------------------- issue 18 (hostile inputs)
 
 LONG_EN = " ".join(f"This is sentence number {i} of a rather long text to speak." for i in range(40))
@@ -289,6 +314,23 @@ def test_fl_simulate_zero_clients_is_a_usage_error(capsys, tmp_path):
     code, _, err = run(capsys, "fl", "simulate", "--clients", "100000", "--out", str(out))
     assert code == 2
     assert_clean_error(err, "--clients must be in [2,")
+
+
+@pytest.mark.parametrize(
+    "argv, says",
+    [
+        (["--rounds", "0"], "--rounds must be >= 1, got 0"),
+        (["--clip", "-1"], "--clip must be > 0, got -1.0"),
+        (["--fraction", "1.5"], "--fraction must be in (0, 1], got 1.5"),
+        (["--dp", "central", "--noise-multiplier", "0"], "--noise-multiplier must be > 0 with --dp=central"),
+    ],
+)
+def test_fl_simulate_bad_values_name_the_option_typed(argv, says, capsys, tmp_path):
+    """FLConfig speaks in run-config keys (num-rounds); the CLI user typed --rounds."""
+    out = tmp_path / "sim"
+    code, _, err = run(capsys, "fl", "simulate", *argv, "--out", str(out))
+    assert code == 2 and not out.exists()
+    assert_clean_error(err, says)
 
 
 def test_fl_report_of_a_wrong_file_names_it(capsys, tmp_path):

@@ -89,7 +89,7 @@ def test_enrollment_of_a_real_speaker(dev_manifest):
         enroll_speaker([])
 
 
-def test_shipped_tuner_clones_closer_than_the_untrained_one(dev_manifest):
+def test_shipped_tuner_clones_closer_than_the_untrained_one(dev_manifest, engine):
     """The shipped weights were fitted; on a held-out (dev) speaker their style renders nearer by GE2E."""
     from fedtts.voice import load_reference
     from fedtts.voice.resolve import render_phonemes
@@ -105,7 +105,7 @@ def test_shipped_tuner_clones_closer_than_the_untrained_one(dev_manifest):
         ref = load_reference(prompt["abspath"])
         target = embed(load_reference(other["abspath"]).audio, 24000)
         for name, t in (("trained", tuner), ("init", VoiceTuner(TunerWeights.init()))):
-            audio = render_phonemes(t.voice(ref))
+            audio = render_phonemes(t.voice(ref), engine=engine)
             sims.setdefault(name, []).append(float(embed(audio, 24000) @ target))
     assert np.mean(sims["trained"]) > np.mean(sims["init"]) + 0.02, sims
 

@@ -99,6 +99,9 @@ def test_cli_voice_show_and_consent(ref, tmp_path, capsys, monkeypatch):
     assert "no consent record" in capsys.readouterr().err
     assert main(["say", "hi", "--voice", "dana", "--out", str(tmp_path / "d.wav")]) == 2
     assert "consent" in capsys.readouterr().err
+    capsys.readouterr()
+    assert main(["voice", "consent", "nobody", "--name", "Dana"]) == 2  # the missing voice is named first
+    assert "no saved voice 'nobody'" in capsys.readouterr().err
     assert main(["voice", "consent", "dana", "--name", "Dana"]) == 2  # needs --yes
     assert main(["voice", "consent", "dana", "--name", "Dana", "--yes"]) == 0
     assert main(["voice", "show", "dana"]) == 0

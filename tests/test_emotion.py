@@ -68,21 +68,21 @@ def test_voice_pace_scales_the_synthesis_speed():
     assert Voice(name="bad", pack=v.pack, meta={"pace": float("nan")}).pace == 1.0
 
 
-def test_transfer_emotion_moves_rate_and_range_toward_the_target():
+def test_transfer_emotion_moves_rate_and_range_toward_the_target(engine):
     from fedtts.voice.style import _rendered, transfer_emotion
 
     v = stock_voice("jm_kumo")
-    own = _rendered(v, 1.0, True)
+    own = _rendered(v, 1.0, True, engine)
     target = own.as_array().copy()
     target[1] *= 1.4  # wider F0 range
     target[3] *= 0.7  # slower
-    same = transfer_emotion(v, target, 0.0, rate_from_text=True)
+    same = transfer_emotion(v, target, 0.0, rate_from_text=True, engine=engine)
     np.testing.assert_array_equal(same.pack, v.pack)
     assert same.pace == 1.0
-    out = transfer_emotion(v, target, 1.0, rate_from_text=True)
+    out = transfer_emotion(v, target, 1.0, rate_from_text=True, engine=engine)
     np.testing.assert_array_equal(out.pack[:, TIMBRE], v.pack[:, TIMBRE])
     assert 0.6 < out.pace < 0.85
     assert out.meta["expressiveness"] > 1.15
-    moved = _rendered(out, out.pace, True)
+    moved = _rendered(out, out.pace, True, engine)
     assert moved.rate < 0.85 * own.rate
     assert moved.f0_range_st > own.f0_range_st + 1.0

@@ -121,3 +121,23 @@ def test_inference_uses_the_installed_version_and_rollback_changes_it(tmp_path, 
     caplog.clear()
     assert default_tuner().version == shipped
     assert "unusable" in caplog.text
+
+
+def test_cloning_and_the_system_tab_read_the_same_registry(tmp_path, monkeypatch):
+    """$FEDTTS_FL_REGISTRY moves both: the tuner cloning uses and the version the System tab names."""
+    from fedtts.app.service import ServiceConfig, TTSService
+
+    monkeypatch.delenv("FEDTTS_TUNER", raising=False)
+    monkeypatch.setenv("FEDTTS_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("FEDTTS_FL_REGISTRY", str(tmp_path / "elsewhere"))
+    w0 = load_start_model("")
+    reg = VersionRegistry(tmp_path / "elsewhere")
+    reg.save(version_named(_version(w0, 0.2, "fl-v1")))
+    reg.save(version_named(_version(w0, 0.4, "fl-v2")))
+    reg.rollback(1)
+    svc = TTSService(ServiceConfig(output_dir=tmp_path / "out"))
+    try:
+        assert svc.federation_status()["current"] == 1
+        assert default_tuner().version == "fl-v1"
+    finally:
+        svc.close()

@@ -252,6 +252,12 @@ def test_clone_from_reference_base64_and_upload_id(client, dev_manifest):
     _error(bad, 400, "unreadable_audio")
     _error(client.post("/v1/audio/detect", data={"x": "1"}), 400, "missing_field")
     assert _speech(client, response_format="wav").headers["x-watermark"] == "none"  # stock voice
+    # an upload that is not audio is refused at once (not when first used) and not kept
+    _error(
+        client.post("/v1/uploads", files={"file": ("x.wav", b"not audio" * 50, "audio/wav")}),
+        415,
+        "unreadable_audio",
+    )
     up = client.post("/v1/uploads", files={"file": ("ref.flac", clip, "audio/flac")})
     assert up.status_code == 201, up.text
     uid = up.json()["id"]

@@ -311,3 +311,18 @@ def test_serve_no_auth_starts_on_all_interfaces(tmp_path):
         proc.terminate()
         err = proc.communicate(timeout=20)[1]
     assert "without an API key (--no-auth)" in err
+
+
+def test_ui_messages_name_the_users_file_not_the_servers_folders(svc, tmp_path):
+    """The System tab's "Check a file" and every UI error: no server path reaches the browser."""
+    pytest.importorskip("gradio")
+    from fedtts.app.web import _check_text, _err
+
+    fake = tmp_path / "gradio" / "4678111de42463d2" / "note.wav"
+    fake.parent.mkdir(parents=True)
+    fake.write_text("this is not audio\n" * 20)
+    msg = _check_text(svc, str(fake))
+    assert msg.startswith("**cannot check**") and "note.wav" in msg
+    assert str(tmp_path) not in msg and "4678111de42463d2" not in msg
+    shown = str(_err(ServiceError(f"{svc.upload_dir}/abc.wav: cannot decode", 400), svc))
+    assert str(svc.upload_dir) not in shown and "cannot decode" in shown

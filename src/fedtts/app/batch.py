@@ -22,10 +22,18 @@ from typing import Any
 import soundfile as sf
 
 from fedtts.pipeline.audio_io import atomic_path, write_audio
+from fedtts.pipeline.runtime import Runtime
 from fedtts.pipeline.synth import SynthesisOptions, Synthesizer
 from fedtts.pipeline.tasks import BatchError, BatchItem, ItemError, parse_tasks, safe_name
 from fedtts.pipeline.timing import SUBTITLE_FORMATS, write_subtitles
-from fedtts.voice import ReferenceError, VoiceError, load_reference, resolve_reference, resolve_voice_name
+from fedtts.voice import (
+    DEFAULT_VOICE,
+    ReferenceError,
+    VoiceError,
+    load_reference,
+    resolve_reference,
+    resolve_voice_name,
+)
 
 __all__ = [
     "BatchConfig",
@@ -39,7 +47,6 @@ __all__ = [
     "safe_name",
 ]
 
-DEFAULT_VOICE = "jf_alpha"
 TEXT_COMPARE = "text_compare.jsonl"
 _WRITTEN = ("done", "redone", "skipped")  # statuses whose row has an audio file
 
@@ -138,7 +145,7 @@ def run_batch(cfg: BatchConfig, synthesizer: Synthesizer | None = None) -> Batch
     from tqdm import tqdm
 
     cfg = cfg.validate()
-    synth = synthesizer or Synthesizer()
+    synth = synthesizer or Runtime().synthesizer()
     opts = cfg.options
     items = parse_tasks(cfg.tasks)
     cfg.out_dir.mkdir(parents=True, exist_ok=True)
@@ -164,7 +171,7 @@ def run_batch(cfg: BatchConfig, synthesizer: Synthesizer | None = None) -> Batch
                 raise ItemError(item.prompt_field, f"reference clip not found: {item.prompt}")
             try:
                 ref = load_reference(item.prompt, text=item.prompt_text)
-                voices[key] = resolve_reference(ref)
+                voices[key] = resolve_reference(ref, engine=synth.engine)
             except (ReferenceError, VoiceError) as e:
                 raise ItemError(item.prompt_field, str(e)) from e
             v = voices[key]

@@ -25,7 +25,7 @@ from fedtts.app.service import check_output_root, parse_duration, prune_outputs
 from fedtts.engine.onnx_engine import BACKENDS, DEFAULT_BACKEND, EngineConfig
 from fedtts.frontend import DictionaryError, Frontend, FrontendConfig, PronunciationDict
 from fedtts.frontend.cache import cache_clear, cache_info
-from fedtts.pipeline import SynthesisOptions, Synthesizer
+from fedtts.pipeline import SynthesisOptions
 from fedtts.pipeline.audio_io import (
     AudioFormatError,
     atomic_path,
@@ -35,16 +35,22 @@ from fedtts.pipeline.audio_io import (
     write_audio,
 )
 from fedtts.pipeline.book import BookConfig, BookError, read_book, render_book, size_warning
+from fedtts.pipeline.runtime import Runtime
 from fedtts.pipeline.timing import Timeline, subtitle_format, write_subtitles
 from fedtts.pipeline.watermark import output_tags
-from fedtts.voice import load_reference, resolve_reference, resolve_voice_name, stock_voice_names
+from fedtts.voice import (
+    DEFAULT_VOICE,
+    load_reference,
+    resolve_reference,
+    resolve_voice_name,
+    stock_voice_names,
+)
 from fedtts.voice.refine import refine_voice
 from fedtts.voice.store import ProfileStore
 from fedtts.voice.style import adjust_prosody, apply_emotion, emotion_from_reference
 
 __all__ = ["main", "build_parser", "PLUGINS", "DEFAULT_VOICE", "CliError"]
 
-DEFAULT_VOICE = "jf_alpha"
 MAX_SAY_CHARS = 20000
 PROGRESS_MIN_CHARS = 200  # `say` without --stream shows a progress bar from this text length on
 
@@ -138,6 +144,7 @@ def options_from_args(args: argparse.Namespace):
 
 
 def make_synthesizer(args: argparse.Namespace):
+    """This command's synthesizer, on the process's one :class:`Runtime` (one model session)."""
     try:
         ecfg = EngineConfig(
             threads=args.threads, backend=getattr(args, "backend", DEFAULT_BACKEND)
@@ -147,7 +154,7 @@ def make_synthesizer(args: argparse.Namespace):
     fcfg = None
     if getattr(args, "dict", None):
         fcfg = FrontendConfig(dict_path=_checked_dict(args))
-    return Synthesizer(engine_config=ecfg, frontend_config=fcfg)
+    return Runtime(engine_config=ecfg, frontend_config=fcfg).synthesizer()
 
 
 def _checked_dict(args: argparse.Namespace) -> Path:
@@ -188,13 +195,16 @@ def resolve_voice(
     ref_text: str | None = None,
     refine: int = 0,
     spectral_match: float = 1.0,
+    synth=None,
 ):
-    """``--voice`` spec or ``--ref`` clip → Voice; says on stderr which voice was chosen."""
+    """``--voice`` spec or ``--ref`` clip → Voice; says on stderr which voice was chosen. ``synth``:
+    the command's synthesizer, whose model a clone method that renders uses."""
     if ref:
         reference = load_reference(ref, text=ref_text)
         for w in reference.warnings:
             print(f"warning: {ref}: {w}", file=sys.stderr)
-        voice = resolve_reference(reference, spectral_match=spectral_match)
+        engine = synth.engine if synth is not None else None
+        voice = resolve_reference(reference, spectral_match=spectral_match, engine=engine)
         if refine:
             try:
                 voice = refine_voice(voice, reference, steps=refine, progress=True)
@@ -211,7 +221,7 @@ def resolve_voice(
     return resolve_voice_name(spec or DEFAULT_VOICE)
 
 
-def shape_voice(voice, args: argparse.Namespace, synth=None):
+def shape_voice(voice, args: argparse.Namespace, synth):
     """Apply ``--emotion-ref/--emotion-strength`` and the ``--pitch/--expressiveness`` knobs; an
     emotion clip is measured on ``synth``'s model (one session per process)."""
     ref = getattr(args, "emotion_ref", None)
@@ -220,8 +230,7 @@ def shape_voice(voice, args: argparse.Namespace, synth=None):
             reference = load_reference(ref, text=getattr(args, "emotion_ref_text", None))
             for w in reference.warnings:
                 print(f"warning: {ref}: {w}", file=sys.stderr)
-            engine = synth.engine if synth is not None else None
-            voice = emotion_from_reference(voice, reference, args.emotion_strength, engine=engine)
+            voice = emotion_from_reference(voice, reference, args.emotion_strength, engine=synth.engine)
         else:
             voice = apply_emotion(voice, resolve_voice_name(ref), args.emotion_strength)
     elif getattr(args, "emotion_strength", 1.0) != 1.0:
@@ -268,7 +277,12 @@ def cmd_say(args: argparse.Namespace) -> int:
     synth = make_synthesizer(args)
     voice = shape_voice(
         resolve_voice(
-            args.voice, args.ref, args.ref_text, refine=args.refine, spectral_match=args.spectral_match
+            args.voice,
+            args.ref,
+            args.ref_text,
+            refine=args.refine,
+            spectral_match=args.spectral_match,
+            synth=synth,
         ),
         args,
         synth,
@@ -736,4 +750,8 @@ def _fail(msg: str, code: int, verbose: bool) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    # Run the imported module's main: as __main__, this file's CliError would be a second class that
+    # the command plugins (which import fedtts.app.cli) do not raise.
+    from fedtts.app.cli import main as _main
+
+    raise SystemExit(_main())

@@ -109,12 +109,17 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
 def _cmd_consent(args: argparse.Namespace) -> int:
     """Record the speaker's consent for a profile that has none (e.g. imported without a record)."""
+    store = ProfileStore()
+    if not store.exists(
+        args.name
+    ):  # named first: confirming consent for a voice that is not there helps nobody
+        return _err(f"no saved voice '{args.name}'; saved voices: {', '.join(store.names()) or 'none'}")
     if not args.yes:
         return _err(
             f'confirm with --yes that {args.who!r} agreed to have their voice cloned: "{CONSENT_STATEMENT}"'
         )
     try:
-        rec = ProfileStore().confirm_consent(args.name, args.who, via="confirmed")
+        rec = store.confirm_consent(args.name, args.who, via="confirmed")
     except VoiceError as e:
         return _err(str(e))
     print(f"recorded consent for voice '{args.name}': {rec.name}, {rec.time}")
@@ -307,6 +312,12 @@ def _train_args(p: argparse.ArgumentParser) -> None:
         "--out", default=None, help="weights file (default: the shipped src/fedtts/data/tuner_v*.npz)"
     )
     p.add_argument("--plots", default="bench/out/tuner", help="directory for curves and logs")
+    p.add_argument(
+        "--recon-targets",
+        default=None,
+        metavar="DIR",
+        help="learn the timbre from reconstruction-fitted styles (python -m fedtts.train.recon_targets)",
+    )
     p.add_argument("--epochs", type=int, default=80)
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--l2", type=float, default=0.3)

@@ -14,6 +14,7 @@ from fedtts.engine.assets import (
     runtime_model_path,
     verify_model,
 )
+from fedtts.voice.resolve import prepare as prepare_stock_profiles
 
 # Optional preparers of the extras: (module, function). A missing extra is skipped, a broken one fails.
 OPTIONAL = [
@@ -30,6 +31,7 @@ def main() -> int:
         print(f"[prepare] model  {path} sha256 {digest[:12]}…")
         print(f"[prepare] graph  {runtime_model_path().name} (duration caps, durations output)")
         print(f"[prepare] vocab  {len(load_vocab())} symbols; voices {', '.join(sorted(load_stock_packs()))}")
+        print(f"[prepare] stock voice profiles (the nearest method) {prepare_stock_profiles()}")
     except AssetError as e:
         print(f"[prepare] error: {e}", file=sys.stderr)
         return 1

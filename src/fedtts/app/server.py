@@ -35,6 +35,7 @@ from fedtts.app.service import (
     TTSService,
 )
 from fedtts.pipeline.audio_io import encode_audio, to_int16
+from fedtts.voice.reference import unreadable_audio
 
 __all__ = ["create_app", "SpeechBody", "BodyLimitMiddleware", "MODEL_IDS", "MEDIA_TYPES"]
 
@@ -590,6 +591,14 @@ def _misc_routes(r: APIRouter, svc: TTSService) -> None:
             path = await _form_audio(svc, form, "file")
         finally:
             await form.close()
+        if await run_in_threadpool(unreadable_audio, path):  # refused now, not when first used
+            svc.discard_upload(path)
+            raise ServiceError(
+                "file: not a readable audio file; use WAV, FLAC, MP3, OGG or M4A",
+                415,
+                "unreadable_audio",
+                "file",
+            )
         return {"id": path.stem, "object": "upload", "bytes": path.stat().st_size}
 
     @r.get("/outputs/{name:path}", tags=["system"])

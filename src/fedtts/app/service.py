@@ -33,13 +33,15 @@ import numpy as np
 
 import fedtts
 from fedtts.app.batch import BatchConfig, run_batch
-from fedtts.engine.assets import MODEL_FILENAME, MODEL_SHA256, data_dir
+from fedtts.engine.assets import MODEL_FILENAME, MODEL_SHA256, data_dir, registry_dir
 from fedtts.engine.onnx_engine import EngineConfig, KokoroEngine
 from fedtts.federated.versions import VersionError, VersionRegistry
 from fedtts.frontend import FRONTEND_VERSION, Frontend, FrontendConfig, PronunciationDict
 from fedtts.frontend.cache import cache_clear, cache_info
-from fedtts.pipeline import SynthesisOptions, Synthesizer
+from fedtts.frontend.core import default_dict_path
+from fedtts.pipeline import SynthesisOptions
 from fedtts.pipeline.audio_io import write_audio
+from fedtts.pipeline.runtime import Runtime
 from fedtts.pipeline.synth import collect
 from fedtts.pipeline.watermark import (
     Detection,
@@ -50,6 +52,7 @@ from fedtts.pipeline.watermark import (
     output_tags,
 )
 from fedtts.voice import (
+    DEFAULT_VOICE,
     ReferenceError,
     VoiceError,
     load_reference,
@@ -75,7 +78,6 @@ __all__ = [
     "SpeechRequest",
     "TTSService",
     "safe_child",
-    "default_dict_path",
     "PruneReport",
     "prune_outputs",
     "parse_duration",
@@ -85,7 +87,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-DEFAULT_VOICE = "jf_alpha"
 # OpenAI clients send these names; map them to stock packs so such clients work unchanged.
 OPENAI_VOICE_ALIASES = {
     "alloy": "jf_alpha",
@@ -134,11 +135,6 @@ class NotAvailable(ServiceError):
 
     def __init__(self, message: str):
         super().__init__(message, 501, "not_available")
-
-
-def default_dict_path() -> Path:
-    """The project's pronunciation dictionary (``configs/G2P_replace_dict.jsonl`` in the repo)."""
-    return Path(__file__).resolve().parents[3] / "configs" / "G2P_replace_dict.jsonl"
 
 
 @dataclass
@@ -462,8 +458,11 @@ class SpeechRequest:
 class TTSService:
     """Model lifecycle, voices, uploads, outputs, caches and limits for the UI and the API."""
 
-    def __init__(self, config: ServiceConfig | None = None, synthesizer=None):
+    def __init__(self, config: ServiceConfig | None = None, synthesizer=None, runtime: Runtime | None = None):
+        """``runtime``: the process's model and stores (built here when not given); ``synthesizer``: a
+        ready one to use instead of the runtime's (tests)."""
         self.config = (config or ServiceConfig()).validate()
+        self.runtime = runtime or Runtime(engine_config=EngineConfig(threads=self.config.threads))
         self.gate = JobGate(self.config.max_concurrent, self.config.queue_size)
         self._lock = threading.RLock()
         self._synth = synthesizer
@@ -526,25 +525,25 @@ class TTSService:
                 self._synth = self._new_synthesizer()
             return self._synth
 
-    def _new_synthesizer(self, engine=None):
+    def _new_synthesizer(self):
         fcfg = None
         if self.config.dict_path is not None and Path(self.config.dict_path).is_file():
             fcfg = FrontendConfig(dict_path=Path(self.config.dict_path))
-        ecfg = EngineConfig(threads=self.config.threads).validate()
-        synth = Synthesizer(engine_config=ecfg, frontend_config=fcfg, engine=engine)
+        synth = self.runtime.synthesizer(fcfg)  # on the runtime's one session
         synth.voice_resolver = self.resolve_voice  # SSML <voice name>: same names and aliases as "voice"
         return synth
 
     def model_loaded(self) -> bool:
         synth = self._synth
-        return synth is not None and getattr(synth, "_engine", None) is not None
+        return self.runtime.engine_loaded() or (
+            synth is not None and getattr(synth, "_engine", None) is not None
+        )
 
     def reload_frontends(self) -> None:
         """After a dictionary edit: new front ends, same (already loaded) ONNX session."""
         with self._lock:
-            old = self._synth
-            if old is not None:
-                self._synth = self._new_synthesizer(engine=getattr(old, "_engine", None))
+            if self._synth is not None:
+                self._synth = self._new_synthesizer()
 
     def warm_up(self) -> None:
         """Load the model and the front end now, so the first request is not slow."""
@@ -559,11 +558,7 @@ class TTSService:
             if self._synth is not None:
                 self._synth.unload()
             self._ref_voices.clear()
-        for mod, fn in (("fedtts.voice.resolve", "_engine"), ("fedtts.voice.tuner", "default_tuner")):
-            m = __import__("sys").modules.get(mod)
-            f = getattr(m, fn, None) if m else None
-            if f is not None and hasattr(f, "cache_clear"):
-                f.cache_clear()
+        self.runtime.free_memory()
         gc.collect()
         _malloc_trim()
         return {"before_mb": before, "after_mb": memory_mb()}
@@ -574,7 +569,7 @@ class TTSService:
 
     def store(self) -> ProfileStore:
         """The saved-profile store."""
-        return ProfileStore()  # data_dir()/voices ($FEDTTS_DATA_DIR), as the CLI uses
+        return self.runtime.profiles  # data_dir()/voices ($FEDTTS_DATA_DIR), as the CLI uses
 
     def _require_store(self) -> ProfileStore:
         return self.store()
@@ -596,7 +591,7 @@ class TTSService:
     def resolve_voice(self, spec: str | None):
         spec = self.check_voice_spec(spec or DEFAULT_VOICE)
         try:
-            return resolve_voice_name(spec)
+            return resolve_voice_name(spec, self.runtime.profiles)
         except VoiceError as e:
             raise ServiceError(str(e), 400, "unknown_voice", "voice") from e
 
@@ -656,7 +651,7 @@ class TTSService:
                 self._ref_voices.move_to_end(key)
                 return self._ref_voices[key], ref
         try:
-            voice = resolve_reference(ref)
+            voice = resolve_reference(ref, engine=self.synthesizer.engine)
         except VoiceError as e:
             self.discard_upload(path)
             raise ServiceError(
@@ -1078,7 +1073,7 @@ class TTSService:
     def federation_status(self) -> dict[str, Any]:
         """Global model versions, ε spent and the metric history, from the federated registry."""
 
-        root = Path(os.environ.get("FEDTTS_FL_REGISTRY") or data_dir() / "federated" / "models")
+        root = registry_dir()
         if not (root / "index.json").is_file():
             return {"available": False, "message": f"no federated rounds yet (registry {root} is empty)"}
         try:

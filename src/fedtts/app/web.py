@@ -43,10 +43,12 @@ VOICE_INFO = "stock voice, saved profile, or a blend such as jf_alpha:0.7,jm_kum
 CONSENT = "The person speaking in this clip agreed to have their voice cloned"
 
 
-def _err(e: Exception) -> gr.Error:
+def _err(e: Exception, svc: TTSService) -> gr.Error:
+    """The error the browser shows: the problem, without the server's folders."""
+    msg = svc.public_message(str(e))
     if isinstance(e, ServiceBusy):
-        return gr.Error(f"{e} (about {e.retry_after} s)")
-    return gr.Error(str(e))
+        return gr.Error(f"{msg} (about {e.retry_after} s)")
+    return gr.Error(msg)
 
 
 def _voice_choices(svc: TTSService) -> list[str]:
@@ -169,7 +171,7 @@ def _synthesis_tab(svc: TTSService, voice_dds: list) -> None:
         try:
             return _analysis_text(svc.analyze(t, bool(use)))
         except ServiceError as e:
-            raise _err(e) from e
+            raise _err(e, svc) from e
 
     preview_btn.click(preview, [text, use_dict], phonemes)
 
@@ -208,7 +210,7 @@ def _synthesis_tab(svc: TTSService, voice_dds: list) -> None:
                     _words_text(timeline.words),
                 )
         except ServiceError as e:
-            raise _err(e) from e
+            raise _err(e, svc) from e
         audio = np.concatenate(parts)
         stem = "clone" if req.reference else (req.voice or "speech").split(":")[0].split(",")[0]
         path = svc.save_output(audio, req.sample_rate, stem, tags=req.extra.get("tags"))
@@ -355,7 +357,7 @@ def _dictionary_tab(svc: TTSService):
                 svc.analyze(sent, False)
             )
         except ServiceError as e:
-            raise _err(e) from e
+            raise _err(e, svc) from e
 
     def pick(evt: gr.SelectData, data):
         try:
@@ -421,7 +423,7 @@ def _batch_tab(svc: TTSService, voice_dds: list) -> None:
             svc.options(req)
             svc.check_voice_spec(v or DEFAULT_VOICE)
         except ServiceError as e:
-            raise _err(e) from e
+            raise _err(e, svc) from e
         try:
             items = parse_tasks(tasks)
         except BatchError as e:  # an unusable task file: say what is wrong with it, not "Error"
@@ -455,7 +457,7 @@ def _batch_tab(svc: TTSService, voice_dds: list) -> None:
         if "error" in result:
             e = result["error"]
             if isinstance(e, ServiceError):
-                raise _err(e)
+                raise _err(e, svc)
             raise gr.Error(
                 _public(e, job) if isinstance(e, BatchError) else f"batch failed: {_public(e, job)}"
             )
@@ -561,7 +563,7 @@ def _voices_tab(svc: TTSService, voice_dds: list):
             text = (t or "").strip() or None
             info = svc.enroll((n or "").strip(), Path(c), True, text, bool(k), who.strip(), "ui")
         except ServiceError as e:
-            raise _err(e) from e
+            raise _err(e, svc) from e
         m = info.meta
         base = f", base {m['base']}" if m.get("base") else ""
         msg = f"saved **{info.name}** (method {m.get('method')}{base}; {m.get('speech_s')} s of speech)"
@@ -573,7 +575,7 @@ def _voices_tab(svc: TTSService, voice_dds: list):
         try:
             svc.delete_voice(n)
         except ServiceError as e:
-            raise _err(e) from e
+            raise _err(e, svc) from e
         return [f"deleted **{n}**", *listing()]
 
     def do_export(n):
@@ -582,7 +584,7 @@ def _voices_tab(svc: TTSService, voice_dds: list):
         try:
             return str(svc.export_voice(n))
         except ServiceError as e:
-            raise _err(e) from e
+            raise _err(e, svc) from e
 
     enroll.click(do_enroll, [name, clip, rtext, consent, consent_name, keep], [status, *outs])
     delete.click(do_delete, pick, [status, *outs])
@@ -685,8 +687,8 @@ def _check_text(svc: TTSService, path: str | None) -> str:
         return ""
     try:
         d = svc.detect(Path(path))
-    except ServiceError as e:
-        return f"**cannot check**: {e}"
+    except ServiceError as e:  # named by the file's own name, not the server's upload path
+        return f"**cannot check**: {svc.reference_message(str(e), Path(path), Path(path).name)}"
     verdict = "**marked**: made with a cloned voice" if d.marked else "**not marked**"
     line = (
         f"{verdict} (confidence {d.confidence:.2f}); {100 * d.frame_share:.0f}% of frames carry the mark; "

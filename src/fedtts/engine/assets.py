@@ -52,6 +52,21 @@ def data_dir() -> Path:
     return Path(xdg) / "fedtts"
 
 
+def registry_dir() -> Path:
+    """The federated model registry: ``$FEDTTS_FL_REGISTRY``, else ``data_dir()/federated/models``.
+
+    One answer for cloning (which version it uses), the System tab, ``fedtts fl`` and the Flower server.
+    """
+    env = os.environ.get("FEDTTS_FL_REGISTRY")
+    return Path(env) if env else data_dir() / "federated" / "models"
+
+
+def shared_dir() -> Path:
+    """The team's shared data (``$FEDTTS_SHARED``, else ``../shared`` beside the repository)."""
+    env = os.environ.get("FEDTTS_SHARED")
+    return Path(env) if env else Path(__file__).resolve().parents[3].parent / "shared"
+
+
 def _package_file(package: str, name: str) -> Path:
     try:
         root = resources.files(package)

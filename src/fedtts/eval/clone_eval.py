@@ -30,7 +30,6 @@ import argparse
 import functools
 import json
 import logging
-import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -38,12 +37,12 @@ from pathlib import Path
 
 import numpy as np
 
-from fedtts.engine.assets import AssetError, cache_dir
+from fedtts.engine.assets import AssetError, cache_dir, shared_dir
 from fedtts.eval.asr import cer, transcribe, wer
 from fedtts.eval.asv import cosine
 from fedtts.eval.asv import embed as asv_embed
 from fedtts.eval.metrics import dnsmos, mfcc_signature, resample, signature_similarity, speech_frames, yin_f0
-from fedtts.pipeline import Synthesizer
+from fedtts.pipeline.runtime import Runtime
 from fedtts.voice import reference_from_array, resolve_reference
 from fedtts.voice.profile import Voice
 from fedtts.voice.refine import recon_voice, refine_voice
@@ -65,11 +64,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 SR = 24000
-
-
-def _shared_root() -> Path:
-    env = os.environ.get("FEDTTS_SHARED")
-    return Path(env) if env else Path(__file__).resolve().parents[3].parent / "shared"
 
 
 @dataclass
@@ -155,7 +149,7 @@ def _load(path: str) -> np.ndarray:
 @functools.lru_cache(maxsize=2)
 def _background(n: int = 160) -> np.ndarray:
     """MFCC signatures of public training-set clips (no dev speaker): the z-normalisation population."""
-    man = _shared_root() / "data" / "train" / "manifest.jsonl"
+    man = shared_dir() / "data" / "train" / "manifest.jsonl"
     path = cache_dir() / "eval" / f"mfcc_background_{n}.npy"
     if path.is_file():
         return np.load(path)
@@ -377,7 +371,7 @@ def _score(
 
 @functools.lru_cache(maxsize=1)
 def _server_speakers() -> tuple:
-    man = _shared_root() / "data" / "dev" / "manifest.jsonl"
+    man = shared_dir() / "data" / "dev" / "manifest.jsonl"
     if not man.is_file():
         raise FileNotFoundError(f"server evaluation speakers not found: {man} (set FEDTTS_SHARED)")
     return tuple(s for s in load_speakers(man, langs=("en",)) if s.text_checked)
@@ -385,7 +379,7 @@ def _server_speakers() -> tuple:
 
 @functools.lru_cache(maxsize=1)
 def _synth():
-    return Synthesizer()
+    return Runtime().synthesizer()
 
 
 def evaluate_tuner(weights, limit: int | None = None, spectral_match: float = 1.0) -> dict[str, float]:
@@ -584,7 +578,7 @@ def _print(summary: dict) -> None:
 
 
 def add_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--manifest", default=str(_shared_root() / "data" / "dev" / "manifest.jsonl"))
+    p.add_argument("--manifest", default=str(shared_dir() / "data" / "dev" / "manifest.jsonl"))
     p.add_argument(
         "--methods", default="tuner,bank,nearest+match,nearest", help=f"comma-separated: {', '.join(METHODS)}"
     )

@@ -19,9 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from fedtts.eval.clone_eval import _background, _load, _shared_root
+from fedtts.engine.assets import shared_dir
+from fedtts.eval.clone_eval import _background, _load
 from fedtts.eval.metrics import f0_range_st, mfcc_signature, signature_similarity, speaking_rate, yin_f0
-from fedtts.pipeline import Synthesizer
+from fedtts.pipeline.runtime import Runtime
 from fedtts.voice import load_reference, resolve_reference
 from fedtts.voice.speaker import embed
 from fedtts.voice.style import emotion_from_reference
@@ -78,8 +79,8 @@ def _fit(alphas: np.ndarray, y: np.ndarray, y0: float, y_ref: float) -> dict[str
 
 def run_emotion_eval(cfg: EmotionEvalConfig) -> dict:
     cfg.validate()
-    synth = Synthesizer()
-    spk = resolve_reference(load_reference(cfg.speaker_clip))
+    synth = Runtime().synthesizer()
+    spk = resolve_reference(load_reference(cfg.speaker_clip), engine=synth.engine)
     emo_ref = load_reference(cfg.emotion_clip, text=cfg.emotion_text)
     real = _load(str(cfg.speaker_other or cfg.speaker_clip))
     real_emb, real_sig, bg = embed(real, SR), mfcc_signature(real, SR), _background()
@@ -90,7 +91,7 @@ def run_emotion_eval(cfg: EmotionEvalConfig) -> dict:
     }
     rows = []
     for a in cfg.alphas:
-        m = _measure(synth, emotion_from_reference(spk, emo_ref, a))
+        m = _measure(synth, emotion_from_reference(spk, emo_ref, a, engine=synth.engine))
         rows.append(
             {
                 "alpha": a,
@@ -124,7 +125,7 @@ def run_emotion_eval(cfg: EmotionEvalConfig) -> dict:
 
 
 def _default(role: str, speaker: str) -> tuple[str, str | None]:
-    dev = _shared_root() / "data" / "dev"
+    dev = shared_dir() / "data" / "dev"
     for line in (dev / "manifest.jsonl").read_text().splitlines():
         r = json.loads(line)
         if r["speaker"] == speaker and r["role"] == role:

@@ -18,9 +18,10 @@ from typing import Any
 from fedtts.engine.onnx_engine import EngineConfig
 from fedtts.eval.asr import _chars, cer, edit_distance, normalize_text, transcribe, wer
 from fedtts.frontend.normalize import is_zh
-from fedtts.pipeline import SynthesisOptions, Synthesizer, write_audio
+from fedtts.pipeline import SynthesisOptions, write_audio
+from fedtts.pipeline.runtime import Runtime
 from fedtts.pipeline.tasks import parse_tasks
-from fedtts.voice import load_reference, resolve_reference, resolve_voice_name
+from fedtts.voice import DEFAULT_VOICE, load_reference, resolve_reference, resolve_voice_name
 
 __all__ = [
     "ACCEPTANCE",
@@ -35,7 +36,6 @@ __all__ = [
 
 REPO = Path(__file__).resolve().parents[3]
 DEFAULT_EXAMPLES = [REPO / "examples" / "example_zh.jsonl", REPO / "examples" / "example_en.jsonl"]
-DEFAULT_VOICE = "jf_alpha"
 ACCEPTANCE: list[tuple[str, str]] = [
     ("accept_zh", "重庆的银行今天下午三点关门，请提前15分钟到。"),
     ("accept_en", "On May 3rd, 250 people visited the museum, and 42 of them stayed for 2 hours."),
@@ -137,7 +137,7 @@ def _tasks(cfg: SpeakEvalConfig) -> list[tuple[str, str, str, Path | None, str |
 def evaluate(cfg: SpeakEvalConfig, synthesizer=None, log=print) -> SpeakEvalReport:
     """Synthesise and transcribe every task; aggregate CER/WER are total edits / total length."""
     cfg = cfg.validate()
-    synth = synthesizer or Synthesizer(engine_config=EngineConfig(threads=cfg.threads))
+    synth = synthesizer or Runtime(engine_config=EngineConfig(threads=cfg.threads)).synthesizer()
     opts = SynthesisOptions(use_phoneme=cfg.use_phoneme).validate()
     voices: dict[str, Any] = {}
 
@@ -147,7 +147,7 @@ def evaluate(cfg: SpeakEvalConfig, synthesizer=None, log=print) -> SpeakEvalRepo
             if prompt is None:
                 voices[key] = resolve_voice_name(key)
             else:
-                voices[key] = resolve_reference(load_reference(prompt, text=prompt_text))
+                voices[key] = resolve_reference(load_reference(prompt, text=prompt_text), engine=synth.engine)
         return voices[key]
 
     if cfg.audio_dir:

@@ -23,10 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-from fedtts.engine.assets import cache_dir, data_dir
+from fedtts.engine.assets import cache_dir, registry_dir, shared_dir
 from fedtts.federated.audit import SHARED, AuditConfig, run_audit
 from fedtts.federated.config import FLConfig
-from fedtts.federated.data import shared_root, train_speakers
+from fedtts.federated.data import train_speakers
 from fedtts.federated.enrollment import enroll_cached
 from fedtts.federated.model import weights_from_version
 from fedtts.federated.versions import VersionRegistry
@@ -95,7 +95,7 @@ class AuditRunConfig:
         if self.manifest:
             return Path(self.manifest)
 
-        return shared_root() / "data" / "train" / "manifest.jsonl"
+        return shared_dir() / "data" / "train" / "manifest.jsonl"
 
 
 @dataclass
@@ -177,10 +177,7 @@ def load_clients(cfg: AuditRunConfig, progress: bool = True) -> list[AuditClient
 def global_weights(registry: str = "") -> tuple[object, str]:
     """The weights a round would start from: the registry's current version, else the shipped
     synthetic tuner, else the zero tuner with the style bank's feature statistics."""
-    if registry:
-        root = Path(registry)
-    else:
-        root = data_dir() / "federated" / "models"
+    root = Path(registry) if registry else registry_dir()
     if (root / "index.json").is_file():
         reg = VersionRegistry(root)
         if reg.current() is not None:

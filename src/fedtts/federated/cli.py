@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from fedtts.engine.assets import data_dir
+from fedtts.engine.assets import registry_dir
 from fedtts.federated.audit_cli import add_parser as add_audit_parser
 from fedtts.federated.cli_fl import register_fl_runs
 from fedtts.federated.versions import VersionError, VersionRegistry
@@ -15,7 +15,7 @@ __all__ = ["register"]
 
 
 def _registry(args: argparse.Namespace):
-    return VersionRegistry(Path(args.registry) if args.registry else data_dir() / "federated" / "models")
+    return VersionRegistry(Path(args.registry) if args.registry else registry_dir())
 
 
 def _cmd_models(args: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import signal
 import sys
 import time
@@ -34,7 +35,30 @@ from fedtts.federated.simulate import simulate
 __all__ = ["register_fl_runs"]
 
 
+# FLConfig's messages name its run-config keys; the CLI user typed these options instead
+_OPTION_FOR_KEY = {
+    "num-rounds": "--rounds",
+    "fraction-fit": "--fraction",
+    "clip": "--clip",
+    "dp": "--dp",
+    "noise-multiplier": "--noise-multiplier",
+    "min-fit-clients": "--min-fit-clients",
+    "dropout": "--dropout",
+}
+
+
 def _cfg_from_args(args: argparse.Namespace, **extra) -> FLConfig:
+    """The run's FLConfig; a bad value raises ValueError naming the command-line option."""
+    try:
+        return _build_cfg(args, **extra)
+    except ValueError as e:
+        msg = str(e)
+        for key, opt in _OPTION_FOR_KEY.items():
+            msg = re.sub(rf"(?<![\w-]){re.escape(key)}(?![\w-])", opt, msg, count=1)
+        raise ValueError(msg) from None
+
+
+def _build_cfg(args: argparse.Namespace, **extra) -> FLConfig:
     dp = args.dp
     if getattr(args, "no_dp", False):
         dp = "off"

@@ -97,8 +97,10 @@ class FLConfig:
             raise ValueError(f"dp must be one of {DP_MODES}, got {self.dp!r}")
         if self.dp in ("central", "adaptive") and self.noise_multiplier <= 0:
             raise ValueError(f"noise-multiplier must be > 0 with dp={self.dp}, got {self.noise_multiplier}")
-        if self.clip <= 0 or self.max_update_norm <= 0:
-            raise ValueError("clip and max-update-norm must be > 0")
+        if self.clip <= 0:
+            raise ValueError(f"clip must be > 0, got {self.clip}")
+        if self.max_update_norm <= 0:
+            raise ValueError(f"max-update-norm must be > 0, got {self.max_update_norm}")
         if self.dp == "local" and (self.local_epsilon <= 0 or not 0 < self.local_delta < 1):
             raise ValueError("local DP needs local-epsilon > 0 and 0 < local-delta < 1")
         if not 0 <= self.dropout < 1:

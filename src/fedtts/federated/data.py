@@ -10,11 +10,11 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import os
 from pathlib import Path
 
+from fedtts.engine.assets import shared_dir
+
 __all__ = [
-    "shared_root",
     "train_speakers",
     "partition_clips",
     "folder_clips",
@@ -39,18 +39,10 @@ def files_digest(paths: list[str], salt: str = "") -> str:
     return h.hexdigest()
 
 
-def shared_root() -> Path:
-    """`$FEDTTS_SHARED` or the repo-relative `../shared`."""
-    env = os.environ.get("FEDTTS_SHARED")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[4] / "shared"
-
-
 @functools.lru_cache(maxsize=4)
 def train_speakers(root: str | None = None) -> tuple[tuple[str, tuple[str, ...]], ...]:
     """Sorted (speaker, clip paths) of the training manifest."""
-    base = Path(root) if root else shared_root() / "data" / "train"
+    base = Path(root) if root else shared_dir() / "data" / "train"
     manifest = base / "manifest.jsonl"
     if not manifest.is_file():
         raise FileNotFoundError(f"training manifest not found: {manifest} (set FEDTTS_SHARED)")

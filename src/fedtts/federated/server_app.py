@@ -34,7 +34,7 @@ from flwr.server.workflow.default_workflows import default_fit_workflow
 from flwr.serverapp import Grid, ServerApp
 from threadpoolctl import threadpool_limits
 
-from fedtts.engine.assets import data_dir
+from fedtts.engine.assets import registry_dir
 from fedtts.eval.clone_eval import evaluate_tuner_speakers, server_means
 from fedtts.federated.config import FLConfig
 from fedtts.federated.gate import GateDecision, release_gate
@@ -85,7 +85,7 @@ def registry_for(cfg: FLConfig) -> VersionRegistry:
     if cfg.registry:
         return VersionRegistry(Path(cfg.registry))
 
-    return VersionRegistry(data_dir() / "federated" / "models")
+    return VersionRegistry(registry_dir())
 
 
 def _digest(arrays: list[np.ndarray]) -> str:

@@ -100,8 +100,13 @@ class Segment:
     units: tuple[tuple[str, str, bool], ...] = ()
 
 
+def default_dict_path() -> Path:
+    """The project's pronunciation dictionary (``configs/G2P_replace_dict.jsonl`` in the repository)."""
+    return Path(__file__).resolve().parents[3] / "configs" / "G2P_replace_dict.jsonl"
+
+
 def _default_dict_path() -> Path | None:
-    p = Path(__file__).resolve().parents[3] / "configs" / "G2P_replace_dict.jsonl"
+    p = default_dict_path()
     return p if p.is_file() else None
 
 

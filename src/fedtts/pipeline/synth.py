@@ -233,10 +233,16 @@ def _fade(audio: np.ndarray, sr: int) -> np.ndarray:
 class Synthesizer:
     """Reusable text-to-speech: the ONNX session and front ends are created on first use and kept."""
 
-    def __init__(self, engine_config=None, frontend_config=None, engine=None, frontend=None):
+    def __init__(
+        self, engine_config=None, frontend_config=None, engine=None, frontend=None, engine_provider=None
+    ):
+        """``engine``: a loaded model to use; ``engine_provider``: where to get the model on first use
+        (a :class:`fedtts.pipeline.runtime.Runtime` shares its one session this way); with neither,
+        the synthesizer loads its own."""
         self.engine_config = engine_config
         self.frontend_config = frontend_config
         self._engine = engine
+        self._engine_provider = engine_provider
         self._frontend_override = frontend  # tests/other callers may inject a front end
         self._frontends: dict[tuple[bool, bool], Any] = {}
         self._lock = threading.Lock()
@@ -249,8 +255,11 @@ class Synthesizer:
         with self._lock:
             if self._engine is None:
                 t0 = time.perf_counter()
-                self._engine = KokoroEngine(self.engine_config or EngineConfig())
-                log.info("model loaded in %.2f s", time.perf_counter() - t0)
+                if self._engine_provider is not None:
+                    self._engine = self._engine_provider()
+                else:
+                    self._engine = KokoroEngine(self.engine_config or EngineConfig())
+                log.info("model ready in %.2f s", time.perf_counter() - t0)
             return self._engine
 
     def frontend(self, options: SynthesisOptions | None = None):

@@ -11,14 +11,25 @@ files one way. A file that cannot be used at all raises ``BatchError``; a bad li
 
 from __future__ import annotations
 
+import difflib
 import json
+import logging
 import os
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["BatchError", "BatchItem", "ItemError", "parse_tasks", "safe_name"]
+__all__ = ["BatchError", "BatchItem", "ItemError", "parse_tasks", "safe_name", "FIELDS"]
+
+log = logging.getLogger(__name__)
+
+FIELDS = {
+    "glm": ("syn_text", "uttid", "prompt_speech", "prompt_text"),
+    "simple": ("input_text", "output_name", "prompt_audio", "prompt_text"),
+}
+"""The fields each line schema reads (text, name, prompt clip, its transcript); others are ignored,
+with a warning."""
 
 
 class BatchError(ValueError):
@@ -86,11 +97,19 @@ def _item(line_no: int, raw: str, base: Path) -> BatchItem:
     if not isinstance(obj, dict):
         raise ItemError(None, f"expected a JSON object, got {type(obj).__name__}")
     if "syn_text" in obj or "uttid" in obj:
-        text_f, name_f, prompt_f, ptext_f = "syn_text", "uttid", "prompt_speech", "prompt_text"
+        text_f, name_f, prompt_f, ptext_f = FIELDS["glm"]
     elif "input_text" in obj:
-        text_f, name_f, prompt_f, ptext_f = "input_text", "output_name", "prompt_audio", "prompt_text"
+        text_f, name_f, prompt_f, ptext_f = FIELDS["simple"]
     else:
         raise ItemError(None, "neither {uttid, syn_text, ...} nor {input_text, output_name, ...}")
+    known = (text_f, name_f, prompt_f, ptext_f)
+    for key in obj:
+        # a misspelt field would be ignored and give a wrong result (a stock voice instead of the clone)
+        near = difflib.get_close_matches(str(key), known, n=1, cutoff=0.8) if key not in known else []
+        if near and near[0] not in obj:
+            raise ItemError(
+                str(key), f"unknown field: did you mean '{near[0]}'? (this line reads {', '.join(known)})"
+            )
     text = obj.get(text_f)
     if not isinstance(text, str) or not text.strip():
         raise ItemError(text_f, "missing or empty text")
@@ -131,6 +150,7 @@ def parse_tasks(path: Path) -> list[BatchItem | tuple[int, ItemError]]:
     if not any(x.strip() for x in lines):
         raise BatchError(f"{path}: no task lines (the file is empty)")
     seen: dict[str, int] = {}
+    ignored: dict[str, list[int]] = {}
     for i, raw in enumerate(lines, start=1):
         if not raw.strip():
             continue
@@ -140,7 +160,13 @@ def parse_tasks(path: Path) -> list[BatchItem | tuple[int, ItemError]]:
                 raise ItemError("name", f"output name '{item.name}' already used on line {seen[item.name]}")
             seen[item.name] = i
             out.append(item)
+            for key in json.loads(raw):
+                if key not in FIELDS["glm"] and key not in FIELDS["simple"]:
+                    ignored.setdefault(str(key), []).append(i)
         except ItemError as e:
             e.raw = raw if len(raw) <= 300 else raw[:300] + "…"
             out.append((i, e))
+    for key, where in ignored.items():
+        shown = ", ".join(map(str, where[:5])) + (" …" if len(where) > 5 else "")
+        log.warning("%s: ignoring unknown field '%s' (line %s)", path, key, shown)
     return out

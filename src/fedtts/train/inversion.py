@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from fedtts.engine import EngineConfig, KokoroEngine
+from fedtts.engine.assets import shared_dir
 from fedtts.engine.inversion import SR, InversionConfig, _as_audio16k, invert_style, style_prior
 from fedtts.engine.torch_model import load_torch_model
 from fedtts.engine.torch_speaker import (
@@ -100,8 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="style inversion check on a dev speaker")
     ap.add_argument("--speaker", default="ls909")
     ap.add_argument("--steps", type=int, default=60)
-    shared = os.environ.get("FEDTTS_SHARED", str(Path(__file__).resolve().parents[3].parent / "shared"))
-    ap.add_argument("--data", default=str(Path(shared) / "data" / "dev"))
+    ap.add_argument("--data", default=str(shared_dir() / "data" / "dev"))
     args = ap.parse_args(argv)
     root = Path(args.data)
     rows = [json.loads(x) for x in (root / "manifest.jsonl").read_text().splitlines() if x.strip()]

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fedtts.engine import EngineConfig, KokoroEngine
 from fedtts.engine.assets import load_stock_packs
 from fedtts.voice.profile import PROSODY, Voice, stock_voice_names
 from fedtts.voice.prosody import measure_prosody
@@ -32,13 +33,14 @@ def calibrate_knobs(n: int = 48, scale: float = 0.8, seed: int = 0, out: Path | 
     mean, std = rows.mean(0), rows.std(0) + 1e-4
     rng = np.random.default_rng(seed)
     names = stock_voice_names()
+    engine = KokoroEngine(EngineConfig())  # training: its own model, not a runtime's
     Z, Y = [], []
     for i in range(n):
         base = Voice(name="b", pack=packs[names[i % len(names)]])
         dz = rng.normal(0, scale, 128).astype(np.float32)
         pack = base.pack.copy()
         pack[:, PROSODY] = pack[:, PROSODY] + dz * std
-        audio = render_phonemes(Voice(name="p", pack=pack))
+        audio = render_phonemes(Voice(name="p", pack=pack), engine=engine)
         pr = measure_prosody(audio, 24000)
         z_row = (pack[100, PROSODY] - mean) / std
         Z.append(z_row)

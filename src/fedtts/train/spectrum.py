@@ -11,6 +11,7 @@ import numpy as np
 from tqdm import tqdm
 
 from fedtts.base.tuner_weights import pack_to_style, style_to_pack
+from fedtts.engine import EngineConfig, KokoroEngine
 from fedtts.voice.bank import default_bank
 from fedtts.voice.profile import Voice, stock_voice, stock_voice_names
 from fedtts.voice.resolve import render_phonemes
@@ -39,9 +40,10 @@ def train_render_spectrum(
     voices = [Voice("bank", style_to_pack(bank.styles[i])) for i in pick]
     voices += [stock_voice(n) for n in stock_voice_names()]
     styles, ltas = [], []
+    engine = KokoroEngine(EngineConfig())  # training: its own model, not a runtime's
     for v in tqdm(voices, desc="render spectrum", disable=not progress):
         styles.append(pack_to_style(v.pack))
-        ltas.append(ltas_db(render_phonemes(v)))
+        ltas.append(ltas_db(render_phonemes(v, engine=engine)))
     styles_a, ltas_a = np.stack(styles), np.stack(ltas)
     # held-out check: fit on all but every 5th voice, report the error on those
     test = np.arange(len(voices)) % 5 == 0

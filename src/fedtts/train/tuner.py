@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -26,12 +25,12 @@ import numpy as np
 from tqdm import tqdm
 
 from fedtts.base.tuner_weights import N_EMB, N_FEATURES, TunerWeights, stock_prior
-from fedtts.engine.assets import cache_dir
+from fedtts.engine.assets import cache_dir, shared_dir
 from fedtts.voice.bank import default_bank
 from fedtts.voice.enroll import enroll_features
 from fedtts.voice.prosody import TRACKER_VERSION
 
-__all__ = ["FitConfig", "fit_tuner", "tuner_loss", "feature_stats", "predict_raw"]
+__all__ = ["FitConfig", "fit_tuner", "tuner_loss", "feature_stats", "predict_raw", "load_targets"]
 
 
 @dataclass
@@ -196,6 +195,15 @@ def speaker_dataset(manifest: Path, cache: Path | None = None) -> dict[str, tupl
     return {spk: (f, bank.match(f)[0]) for spk, f in feats.items()}
 
 
+def load_targets(folder: Path) -> dict[str, np.ndarray]:
+    """speaker → reconstruction-fitted style [256], as :mod:`fedtts.train.recon_targets` stores them."""
+    out = {}
+    for p in sorted(Path(folder).glob("*.npz")):
+        with np.load(p) as z:
+            out[p.stem] = z["style"].astype(np.float32)
+    return out
+
+
 def _plot(curves: dict[str, list[float]], path: Path, title: str) -> None:
     import matplotlib
 
@@ -221,8 +229,14 @@ def train_tuner(
     cfg: FitConfig,
     val_fraction: float = 0.15,
     cache: Path | None = None,
+    recon_targets: dict[str, np.ndarray] | None = None,
 ) -> dict:
-    """Fit the tuner on the style bank's synthetic pairs (+ real speakers' bank targets if ``manifest``)."""
+    """Fit the tuner on the style bank's synthetic pairs (+ real speakers' targets if ``manifest``).
+
+    A real speaker's target is its style-bank match, or with ``recon_targets`` (speaker → style fitted
+    by reconstruction, :mod:`fedtts.train.recon_targets`) that style's timbre half beside the bank
+    match's prosody half; speakers without a reconstruction target are then left out.
+    """
     t0 = time.perf_counter()
     bank = default_bank()
     xs, ys = bank.features, bank.styles
@@ -230,6 +244,13 @@ def train_tuner(
     xv = yv = None
     if manifest is not None:
         data = speaker_dataset(manifest, cache)
+        if recon_targets is not None:
+            data = {
+                s: (f, np.concatenate([recon_targets[s][:128], t[128:]]).astype(np.float32))
+                for s, (f, t) in data.items()
+                if s in recon_targets
+            }
+            info["targets"] = f"reconstruction ({len(data)} speakers)"
         names = sorted(data)
         rng = np.random.default_rng(cfg.seed)
         val = set(rng.choice(names, max(1, int(len(names) * val_fraction)), replace=False))
@@ -263,7 +284,9 @@ def train_tuner(
         curves.pop("validation (held-out speakers)")
     info["train_loss"] = curves["train"][-1]
     info["seconds"] = round(time.perf_counter() - t0, 1)
-    w.version = "tuner-v1" if manifest is not None else "tuner-v0-synthetic"
+    w.version = (
+        "tuner-v0-synthetic" if manifest is None else "tuner-v2-recon" if recon_targets else "tuner-v1"
+    )
     w.info = json.dumps(info)
     out.parent.mkdir(parents=True, exist_ok=True)
     w.save(out)
@@ -275,20 +298,24 @@ def train_tuner(
 
 def main(args: argparse.Namespace) -> int:
     """``fedtts train tuner``."""
-    manifest = None if args.synthetic_only else Path(args.manifest or _default_train_manifest())
+    default = shared_dir() / "data" / "train" / "manifest.jsonl"
+    manifest = None if args.synthetic_only else Path(args.manifest or default)
     if manifest is not None and not manifest.is_file():
         print(f"error: training manifest not found: {manifest}", file=sys.stderr)
         return 2
     default_name = "tuner_v0_synthetic.npz" if manifest is None else "tuner_v1.npz"
     out = Path(args.out) if args.out else Path(__file__).resolve().parents[1] / "data" / default_name
     cfg = FitConfig(epochs=args.epochs, lr=args.lr, l2=args.l2, seed=args.seed)
-    info = train_tuner(manifest, out, Path(args.plots), cfg, cache=cache_dir() / "train")
+    recon = None
+    if getattr(args, "recon_targets", None):
+        if manifest is None:
+            print("error: --recon-targets needs real speakers (not --synthetic-only)", file=sys.stderr)
+            return 2
+        recon = load_targets(Path(args.recon_targets))
+        if not recon:
+            print(f"error: --recon-targets {args.recon_targets}: no fitted styles there", file=sys.stderr)
+            return 2
+    info = train_tuner(manifest, out, Path(args.plots), cfg, cache=cache_dir() / "train", recon_targets=recon)
     print(json.dumps(info, indent=1))
     print(f"saved {out}; curves in {args.plots}")
     return 0
-
-
-def _default_train_manifest() -> Path:
-    shared = os.environ.get("FEDTTS_SHARED")
-    root = Path(shared) if shared else Path(__file__).resolve().parents[3].parent / "shared"
-    return root / "data" / "train" / "manifest.jsonl"

@@ -1,6 +1,7 @@
 """Reference audio → voice profile; stock packs, blends and saved profiles."""
 
 from fedtts.voice.profile import (
+    DEFAULT_VOICE,
     PROSODY,
     TIMBRE,
     Voice,
@@ -14,6 +15,7 @@ from fedtts.voice.reference import Reference, ReferenceError, load_reference, re
 from fedtts.voice.resolve import METHODS, resolve_reference, resolve_voice_name, resolvers
 
 __all__ = [
+    "DEFAULT_VOICE",
     "METHODS",
     "PROSODY",
     "TIMBRE",

@@ -75,6 +75,9 @@ def is_clone(voice) -> bool:
     return bool(meta.get("kind") == "profile" or meta.get("clip_sha256") or meta.get("cloned"))
 
 
+DEFAULT_VOICE = "jf_alpha"  # the stock voice used when none is named (CLI, API, UI, batch, eval)
+
+
 def stock_voice_names() -> list[str]:
     return sorted(load_stock_packs())
 

@@ -103,6 +103,38 @@ def _decode_ffmpeg(path: Path) -> tuple[np.ndarray, int]:
     return audio[:, None], SAMPLE_RATE
 
 
+def unreadable_audio(path: str | Path) -> str | None:
+    """Why ``path`` is not audio fedtts can decode (None when it is), from its header or one second."""
+    import soundfile as sf
+
+    try:
+        if sf.info(str(path)).frames != 0:
+            return None
+    except Exception:  # noqa: BLE001 - not for libsndfile: ask ffmpeg below
+        pass
+    exe = shutil.which("ffmpeg")
+    if not exe:
+        return "not WAV/FLAC/OGG, and ffmpeg (for MP3/M4A) is not installed"
+    cmd = [
+        exe,
+        "-v",
+        "error",
+        "-nostdin",
+        "-i",
+        str(path),
+        "-t",
+        "1",
+        "-vn",
+        "-f",
+        "f32le",
+        "-ac",
+        "1",
+        "pipe:1",
+    ]
+    proc = subprocess.run(cmd, capture_output=True, timeout=60)
+    return None if proc.returncode == 0 and proc.stdout else "not a readable audio file"
+
+
 def _decode(path: Path) -> tuple[np.ndarray, int]:
     """[frames, channels] float32 and the sample rate; soundfile first, ffmpeg for MP3/M4A/etc."""
     try:

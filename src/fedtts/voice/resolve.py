@@ -9,7 +9,6 @@ to have all of them (no import order to get right). ``resolve_voice_name(name)``
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import logging
@@ -42,12 +41,13 @@ __all__ = [
     "stock_profiles",
     "nearest_stock",
     "render_phonemes",
+    "clear_stock_profiles",
     "CALIBRATION_PHONEMES",
 ]
 
 log = logging.getLogger(__name__)
 
-Resolver = Callable[[Reference], Voice]
+Resolver = Callable[[Reference, "KokoroEngine | None"], Voice]
 
 
 @dataclass(frozen=True)
@@ -68,11 +68,14 @@ def resolvers() -> list[str]:
     return [n for n, _ in sorted(METHODS.items(), key=lambda kv: -kv[1].priority)]
 
 
-def resolve_reference(ref: Reference, method: str | None = None, spectral_match: float = 1.0) -> Voice:
+def resolve_reference(
+    ref: Reference, method: str | None = None, spectral_match: float = 1.0, engine: KokoroEngine | None = None
+) -> Voice:
     """Make a Voice from a cleaned reference with ``method`` (default: best available).
 
     ``spectral_match`` (0–1.5) equalises the clone toward the reference's long-term spectrum
-    (:mod:`fedtts.voice.spectral_match`); 0 leaves the model's own colour.
+    (:mod:`fedtts.voice.spectral_match`); 0 leaves the model's own colour. ``engine``: the caller's
+    model, for a method that renders (``nearest`` the first time on a machine).
     """
     method = method or os.environ.get("FEDTTS_CLONE_METHOD") or None
     if method:
@@ -84,7 +87,7 @@ def resolve_reference(ref: Reference, method: str | None = None, spectral_match:
     else:
         method = next(n for n in resolvers() if METHODS[n].available())
         entry = METHODS[method]
-    voice = entry.fn(ref)
+    voice = entry.fn(ref, engine)
     voice.meta.setdefault("method", method)
     voice.meta.setdefault("clip_sha256", ref.sha256)
     if spectral_match:
@@ -102,17 +105,12 @@ CALIBRATION_PHONEMES = (
 )
 
 
-def render_phonemes(voice: Voice, phonemes: str = CALIBRATION_PHONEMES, engine=None, speed: float = 1.0):
-    """24 kHz audio of ``phonemes`` in ``voice`` with the ONNX engine."""
-    if engine is None:
-        engine = _engine()
+def render_phonemes(
+    voice: Voice, phonemes: str = CALIBRATION_PHONEMES, *, engine: KokoroEngine, speed: float = 1.0
+):
+    """24 kHz audio of ``phonemes`` in ``voice`` with the caller's ONNX engine."""
     tokens = engine.tokenize(phonemes)
     return engine.infer(tokens, voice.style_for(len(tokens)), speed)
-
-
-@functools.lru_cache(maxsize=1)
-def _engine() -> KokoroEngine:
-    return KokoroEngine(EngineConfig(threads=2))
 
 
 @dataclass
@@ -132,23 +130,40 @@ def _stock_key() -> str:
     return h.hexdigest()[:16]
 
 
-@functools.lru_cache(maxsize=1)
-def stock_profiles() -> dict[str, StockProfile]:
-    """Embedding and F0 of each stock pack, rendered once and cached in cache_dir()/voice."""
+_STOCK: dict[str, dict[str, StockProfile]] = {}  # key → profiles (memory; the disk cache is below)
+
+
+def clear_stock_profiles() -> None:
+    _STOCK.clear()
+
+
+def stock_profiles(engine: KokoroEngine | None = None) -> dict[str, StockProfile]:
+    """Embedding and F0 of each stock pack, rendered once per machine and cached in cache_dir()/voice.
+
+    Rendering needs the caller's ``engine``; set-up (``python -m fedtts.app.prepare``) does it once.
+    """
     key = _stock_key()
+    if key in _STOCK:
+        return _STOCK[key]
     path = cache_dir() / "voice" / f"stock_profiles_{key}.json"
     if path.is_file():
         try:
             raw = json.loads(path.read_text())
-            return {
+            _STOCK[key] = {
                 n: StockProfile(n, np.array(v["embedding"], np.float32), v["f0"], np.array(v["prosody"]))
                 for n, v in raw.items()
             }
+            return _STOCK[key]
         except (ValueError, KeyError):
             log.warning("ignoring corrupt stock profile cache %s", path)
+    if engine is None:
+        raise VoiceError(
+            f"the stock voices' profiles are not computed on this machine ({path}): "
+            "run `python -m fedtts.app.prepare` (or pass the model to compare with)"
+        )
     out: dict[str, StockProfile] = {}
     for name in stock_voice_names():
-        audio = render_phonemes(stock_voice(name))
+        audio = render_phonemes(stock_voice(name), engine=engine)
         pros = measure_prosody(audio, 24000)
         out[name] = StockProfile(name, embed(audio, 24000), pros.f0_median_st, pros.as_array())
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -162,27 +177,38 @@ def stock_profiles() -> dict[str, StockProfile]:
         )
     )
     os.replace(tmp, path)
+    _STOCK[key] = out
     return out
+
+
+def prepare() -> str:
+    """Set-up step (``fedtts.app.prepare``): the stock profiles the ``nearest`` method compares with."""
+    path = cache_dir() / "voice" / f"stock_profiles_{_stock_key()}.json"
+    if not path.is_file():
+        stock_profiles(KokoroEngine(EngineConfig()))  # set-up, not a request: its own short-lived model
+    return str(path)
 
 
 F0_WEIGHT = 0.02  # score penalty per semitone of median-F0 difference
 
 
-def nearest_stock(ref: Reference) -> tuple[str, float, list[tuple[str, float]]]:
+def nearest_stock(
+    ref: Reference, engine: KokoroEngine | None = None
+) -> tuple[str, float, list[tuple[str, float]]]:
     """(best pack, its score, all scores) where score = cosine − F0_WEIGHT·|ΔF0 semitones|."""
     e = embed(ref.audio, ref.sample_rate)
     f0 = measure_prosody(ref.audio, ref.sample_rate).f0_median_st
     scores = []
-    for name, prof in stock_profiles().items():
+    for name, prof in stock_profiles(engine).items():
         cos = float(np.dot(e, prof.embedding))
         scores.append((name, cos - F0_WEIGHT * abs(f0 - prof.f0_median_st)))
     scores.sort(key=lambda t: -t[1])
     return scores[0][0], scores[0][1], scores
 
 
-def nearest_voice(ref: Reference) -> Voice:
+def nearest_voice(ref: Reference, engine: KokoroEngine | None = None) -> Voice:
     """The "nearest" cloning method: the stock pack that sounds closest (always available)."""
-    name, score, scores = nearest_stock(ref)
+    name, score, scores = nearest_stock(ref, engine)
     log.info(
         "nearest stock pack for %s: %s (score %.3f; %s)",
         ref.label,
@@ -196,8 +222,8 @@ def nearest_voice(ref: Reference) -> Voice:
 
 
 METHODS: dict[str, Method] = {
-    "tuner": Method(tuner_voice, priority=10, available=tuner_available),
-    "bank": Method(bank_voice, priority=5, available=bank_available),
+    "tuner": Method(lambda ref, engine: tuner_voice(ref), priority=10, available=tuner_available),
+    "bank": Method(lambda ref, engine: bank_voice(ref), priority=5, available=bank_available),
     "nearest": Method(nearest_voice, priority=0, available=_always),
 }
 """The cloning methods; the highest-priority available one is the default."""
@@ -206,16 +232,17 @@ METHODS: dict[str, Method] = {
 # ------------------------------------------------------------------ names
 
 
-def _lookup(name: str) -> Voice:
+def _lookup(name: str, store: ProfileStore) -> Voice:
     if name in stock_voice_names():
         return stock_voice(name)
-    store = ProfileStore()
     if store.exists(name):
         return store.get(name)
     known = stock_voice_names() + store.names()
     raise VoiceError(f"unknown voice '{name}'; known voices: {', '.join(known)}")
 
 
-def resolve_voice_name(name: str) -> Voice:
-    """``--voice`` value → Voice: a stock pack, a saved profile, or a weighted blend of them."""
-    return parse_voice_spec(name, resolve=_lookup)
+def resolve_voice_name(name: str, store: ProfileStore | None = None) -> Voice:
+    """``--voice`` value → Voice: a stock pack, a saved profile (in ``store``, default the user's),
+    or a weighted blend of them."""
+    store = store if store is not None else ProfileStore()
+    return parse_voice_spec(name, resolve=lambda n: _lookup(n, store))

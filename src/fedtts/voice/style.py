@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fedtts.engine import KokoroEngine
 from fedtts.voice.bank import default_bank
 from fedtts.voice.profile import MAX_PACE, MIN_PACE, PROSODY, Voice, VoiceError, is_clone
 from fedtts.voice.prosody import measure_prosody
@@ -160,7 +161,7 @@ CALIBRATION_TEXT = (
 )
 
 
-def _rendered(voice: Voice, pace: float, from_text: bool, engine=None):
+def _rendered(voice: Voice, pace: float, from_text: bool, engine: KokoroEngine):
     """Measured prosody of the voice on the calibration phonemes at ``pace``.
 
     Measured, not predicted (the bank map explains little of rate, R² ≈ 0.4; a render costs a
@@ -177,7 +178,8 @@ def transfer_emotion(
     strength: float = 1.0,
     max_step: float = 4.0,
     rate_from_text: bool = False,
-    engine=None,
+    *,
+    engine: KokoroEngine,
 ) -> Voice:
     """Move the voice ``strength`` of the way toward an emotion reference's measured prosody ([6]).
 
@@ -185,8 +187,8 @@ def transfer_emotion(
     − 1)), because the prosody half hardly moves rate; F0 range through the validated
     expressiveness knob (same factor form, current measured at the new pace); energy dynamics and pauses
     through the minimum-norm step of :func:`prosody_map`, with the F0 level held so the speaker keeps
-    their voice height. The timbre half is untouched. ``engine``: the caller's model (a server keeps
-    one session), else a process-wide one is loaded.
+    their voice height. The timbre half is untouched. ``engine``: the caller's model (a process keeps
+    one session: :class:`fedtts.pipeline.runtime.Runtime`).
     """
     a = float(strength)
     if not np.isfinite(a) or not 0.0 <= a <= MAX_STRENGTH:
@@ -221,7 +223,7 @@ def transfer_emotion(
     return out
 
 
-def emotion_from_reference(voice: Voice, reference, strength: float = 1.0, engine=None) -> Voice:
+def emotion_from_reference(voice: Voice, reference, strength: float = 1.0, *, engine: KokoroEngine) -> Voice:
     """:func:`transfer_emotion` toward the measured prosody of a cleaned reference clip.
 
     The clip's transcript, when given, makes its speaking rate a count of syllables.

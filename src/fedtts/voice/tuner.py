@@ -15,7 +15,7 @@ format (:class:`TunerWeights`) and the stock prior live in :mod:`fedtts.base.tun
 federated layer can build them without importing this module.
 
 Which weights cloning uses (:func:`default_tuner`): ``$FEDTTS_TUNER`` (a weights file), else the
-current version of the federated registry (``data_dir()/federated/models``, so ``fedtts fl rollback``
+current version of the federated registry (:func:`fedtts.engine.assets.registry_dir`, so ``fedtts fl rollback``
 changes it), else the shipped ``tuner_v1.npz``. A broken installed version logs a warning and falls
 back to the shipped weights.
 """
@@ -43,7 +43,7 @@ from fedtts.base.tuner_weights import (
     weights_from_version,
 )
 from fedtts.base.versions import VersionRegistry
-from fedtts.engine.assets import data_dir
+from fedtts.engine.assets import registry_dir
 from fedtts.voice.profile import Voice
 from fedtts.voice.prosody import measure_prosody
 from fedtts.voice.reference import Reference
@@ -153,7 +153,7 @@ def _installed_source() -> tuple[str, str, int]:
     if env:
         p = Path(env)
         return "env", str(p), p.stat().st_mtime_ns if p.is_file() else -1
-    index = data_dir() / "federated" / "models" / "index.json"
+    index = registry_dir() / "index.json"
     if index.is_file():
         return "registry", str(index.parent), index.stat().st_mtime_ns
     return "shipped", str(_weights_path()), 0

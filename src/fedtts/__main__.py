@@ -1,0 +1,5 @@
+"""``python -m fedtts …`` is the ``fedtts`` command."""
+
+from fedtts.app.cli import main
+
+raise SystemExit(main())
