@@ -60,7 +60,10 @@ def test_bad_inline_reference_is_named_and_not_kept(api):
 def test_rejected_upload_id_and_enrollment_are_deleted(api):
     client, svc = api
     r = client.post("/v1/uploads", files={"file": ("clip.wav", b"not audio at all" * 20, "audio/wav")})
-    assert r.status_code == 201, r.text
+    _assert_clean(r, 415, "file", svc)  # not audio: refused at upload, nothing kept
+    assert list(svc.upload_dir.iterdir()) == []
+    r = client.post("/v1/uploads", files={"file": ("clip.wav", _silent_wav(), "audio/wav")})
+    assert r.status_code == 201, r.text  # audio, but unusable as a reference: refused on use, then deleted
     uid = r.json()["id"]
     assert len(list(svc.upload_dir.iterdir())) == 1
     r = client.post("/v1/audio/speech", json={"input": "hi", "reference_audio": uid})

@@ -86,3 +86,47 @@ def test_transfer_emotion_moves_rate_and_range_toward_the_target(engine):
     moved = _rendered(out, out.pace, True, engine)
     assert moved.rate < 0.85 * own.rate
     assert moved.f0_range_st > own.f0_range_st + 1.0
+
+
+def test_one_voice_composition_for_cli_and_api(tmp_path, engine):
+    """Emotion first, then the knobs, in the CLI and the service alike (same pack for the same ask)."""
+    import argparse
+
+    from fedtts.app.cli import shape_voice as cli_shape
+    from fedtts.app.service import ServiceConfig, SpeechRequest, TTSService
+    from fedtts.pipeline import Synthesizer
+    from fedtts.voice.style import ShapeError, VoiceShape, shape_voice
+
+    v, emo = stock_voice("jf_alpha"), stock_voice("jm_kumo")
+    want = adjust_prosody(apply_emotion(v, emo, 0.7), 2.0, 1.5)
+    got = shape_voice(
+        v,
+        VoiceShape(emotion_voice=emo, emotion_strength=0.7, pitch_st=2.0, expressiveness=1.5),
+        engine=engine,
+    )
+    np.testing.assert_array_equal(got.pack, want.pack)
+    args = argparse.Namespace(emotion_ref="jm_kumo", emotion_strength=0.7, pitch=2.0, expressiveness=1.5)
+    synth = Synthesizer(engine=engine)
+    np.testing.assert_array_equal(cli_shape(v, args, synth).pack, want.pack)
+    svc = TTSService(ServiceConfig(output_dir=tmp_path / "out"), synthesizer=synth)
+    try:
+        req = SpeechRequest(
+            text="hi",
+            voice="jf_alpha",
+            emotion_voice="jm_kumo",
+            emotion_strength=0.7,
+            pitch_st=2.0,
+            expressiveness=1.5,
+        )
+        voice, warnings = svc.voice_for(req)
+        np.testing.assert_array_equal(voice.pack, want.pack)
+        voice, warnings = svc.voice_for(SpeechRequest(text="hi", voice="jf_alpha", emotion_strength=0.5))
+        assert any("emotion_strength ignored" in w for w in warnings)  # said, not silently dropped
+    finally:
+        svc.close()
+    with pytest.raises(ShapeError) as e:
+        shape_voice(v, VoiceShape(pitch_st=9.0), engine=engine)
+    assert e.value.part == "prosody"
+    with pytest.raises(ShapeError) as e:
+        shape_voice(v, VoiceShape(emotion_voice=emo, emotion_strength=7.0), engine=engine)
+    assert e.value.part == "emotion"

@@ -47,7 +47,8 @@ from fedtts.voice import (
 )
 from fedtts.voice.refine import refine_voice
 from fedtts.voice.store import ProfileStore
-from fedtts.voice.style import adjust_prosody, apply_emotion, emotion_from_reference
+from fedtts.voice.style import VoiceShape
+from fedtts.voice.style import shape_voice as compose_shape
 
 __all__ = ["main", "build_parser", "PLUGINS", "DEFAULT_VOICE", "CliError"]
 
@@ -222,22 +223,25 @@ def resolve_voice(
 
 
 def shape_voice(voice, args: argparse.Namespace, synth):
-    """Apply ``--emotion-ref/--emotion-strength`` and the ``--pitch/--expressiveness`` knobs; an
-    emotion clip is measured on ``synth``'s model (one session per process)."""
+    """``--emotion-ref/--emotion-strength`` and ``--pitch/--expressiveness`` through the one voice
+    composition (:func:`fedtts.voice.style.shape_voice`); an emotion clip is measured on ``synth``'s model."""
     ref = getattr(args, "emotion_ref", None)
-    if ref:
-        if Path(ref).is_file():
-            reference = load_reference(ref, text=getattr(args, "emotion_ref_text", None))
-            for w in reference.warnings:
-                print(f"warning: {ref}: {w}", file=sys.stderr)
-            voice = emotion_from_reference(voice, reference, args.emotion_strength, engine=synth.engine)
-        else:
-            voice = apply_emotion(voice, resolve_voice_name(ref), args.emotion_strength)
-    elif getattr(args, "emotion_strength", 1.0) != 1.0:
-        raise CliError("--emotion-strength needs --emotion-ref CLIP|VOICE", 2)
     if getattr(args, "emotion_ref_text", None) and not (ref and Path(ref).is_file()):
         raise CliError("--emotion-ref-text needs --emotion-ref CLIP", 2)
-    return adjust_prosody(voice, getattr(args, "pitch", 0.0), getattr(args, "expressiveness", 1.0))
+    if getattr(args, "emotion_strength", 1.0) != 1.0 and not ref:
+        raise CliError("--emotion-strength needs --emotion-ref CLIP|VOICE", 2)
+    shape = VoiceShape(
+        emotion_strength=getattr(args, "emotion_strength", 1.0),
+        pitch_st=getattr(args, "pitch", 0.0),
+        expressiveness=getattr(args, "expressiveness", 1.0),
+    )
+    if ref and Path(ref).is_file():
+        shape.emotion_reference = load_reference(ref, text=getattr(args, "emotion_ref_text", None))
+        for w in shape.emotion_reference.warnings:
+            print(f"warning: {ref}: {w}", file=sys.stderr)
+    elif ref:
+        shape.emotion_voice = resolve_voice_name(ref)
+    return compose_shape(voice, shape, engine=synth.engine)
 
 
 # ---------------------------------------------------------------------- commands

@@ -63,7 +63,7 @@ from fedtts.voice import (
     tuner,
 )
 from fedtts.voice.store import ProfileStore, consent_status, validate_name
-from fedtts.voice.style import adjust_prosody, apply_emotion, emotion_from_reference
+from fedtts.voice.style import ShapeError, VoiceShape, shape_voice
 
 __all__ = [
     "DEFAULT_VOICE",
@@ -674,27 +674,25 @@ class TTSService:
             warnings += list(ref.warnings)
         else:
             voice = self.resolve_voice(req.voice)
-        if req.pitch_st != 0.0 or req.expressiveness != 1.0:
-            try:
-                voice = adjust_prosody(voice, float(req.pitch_st), float(req.expressiveness))
-            except VoiceError as e:
-                raise ServiceError(str(e), 400, "invalid_prosody", "pitch") from e
-        if req.emotion_reference is None and not req.emotion_voice:
-            return voice, warnings
+        shape = VoiceShape(
+            emotion_strength=float(req.emotion_strength),
+            pitch_st=float(req.pitch_st),
+            expressiveness=float(req.expressiveness),
+        )
+        if req.emotion_reference is not None:  # a clip: move toward its measured prosody
+            shape.emotion_reference = self.load_reference(req.emotion_reference, None, "emotion_reference")
+            warnings += [f"emotion reference: {w}" for w in shape.emotion_reference.warnings]
+        elif req.emotion_voice:  # a voice: interpolate toward its prosody half
+            shape.emotion_voice = self.resolve_voice(req.emotion_voice)
+        elif shape.emotion_strength != 1.0:  # said, not silently dropped (the UI's slider is always sent)
+            warnings.append("emotion_strength ignored: no emotion_reference or emotion_voice to take it from")
+            shape.emotion_strength = 1.0
         try:
-            if req.emotion_reference is not None:  # a clip: move toward its measured prosody
-                eref = self.load_reference(req.emotion_reference, None, "emotion_reference")
-                warnings += [f"emotion reference: {w}" for w in eref.warnings]
-                voice = emotion_from_reference(
-                    voice, eref, float(req.emotion_strength), engine=self.synthesizer.engine
-                )
-            else:  # a voice: interpolate toward its prosody half
-                voice = apply_emotion(
-                    voice, self.resolve_voice(req.emotion_voice), float(req.emotion_strength)
-                )
-        except VoiceError as e:
+            return shape_voice(voice, shape, engine=self.synthesizer.engine), warnings
+        except ShapeError as e:
+            if e.part == "prosody":
+                raise ServiceError(str(e), 400, "invalid_prosody", "pitch") from e
             raise ServiceError(str(e), 400, "invalid_emotion", "emotion_strength") from e
-        return voice, warnings
 
     def enroll(
         self,

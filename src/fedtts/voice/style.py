@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import importlib.resources as resources
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,9 +23,13 @@ from fedtts.engine import KokoroEngine
 from fedtts.voice.bank import default_bank
 from fedtts.voice.profile import MAX_PACE, MIN_PACE, PROSODY, Voice, VoiceError, is_clone
 from fedtts.voice.prosody import measure_prosody
+from fedtts.voice.reference import Reference
 from fedtts.voice.resolve import render_phonemes
 
 __all__ = [
+    "VoiceShape",
+    "ShapeError",
+    "shape_voice",
     "apply_emotion",
     "transfer_emotion",
     "emotion_from_reference",
@@ -233,3 +238,47 @@ def emotion_from_reference(voice: Voice, reference, strength: float = 1.0, *, en
     out = transfer_emotion(voice, target, strength, rate_from_text=bool(text), engine=engine)
     out.meta["emotion"] = reference.label
     return out
+
+
+class ShapeError(VoiceError):
+    """A shaping value out of range; ``part`` is ``"emotion"`` or ``"prosody"`` (for the caller's message)."""
+
+    def __init__(self, message: str, part: str):
+        super().__init__(message)
+        self.part = part
+
+
+@dataclass
+class VoiceShape:
+    """How a chosen voice is shaped: an emotion source (a clip or a voice) and the prosody knobs."""
+
+    emotion_reference: Reference | None = None  # a cleaned clip: move toward its measured prosody
+    emotion_voice: Voice | None = None  # or a voice: interpolate toward its prosody half
+    emotion_strength: float = 1.0
+    pitch_st: float = 0.0  # ±6 semitones
+    expressiveness: float = 1.0  # F0 range factor, 0.25–3
+
+
+def shape_voice(voice: Voice, shape: VoiceShape, *, engine: KokoroEngine) -> Voice:
+    """The one voice composition of the CLI, API, UI and batch: emotion first, then pitch/expressiveness.
+
+    In this order the user's knobs are the last word: an emotion transfer measures the voice's range
+    and would undo an expressiveness set before it. Raises :class:`ShapeError` naming the part.
+    """
+    try:
+        if shape.emotion_reference is not None:
+            voice = emotion_from_reference(
+                voice, shape.emotion_reference, shape.emotion_strength, engine=engine
+            )
+        elif shape.emotion_voice is not None:
+            voice = apply_emotion(voice, shape.emotion_voice, shape.emotion_strength)
+        elif float(shape.emotion_strength) != 1.0:
+            raise VoiceError("an emotion strength needs an emotion reference (a clip or a voice)")
+    except ShapeError:
+        raise
+    except VoiceError as e:
+        raise ShapeError(str(e), "emotion") from e
+    try:
+        return adjust_prosody(voice, float(shape.pitch_st), float(shape.expressiveness))
+    except VoiceError as e:
+        raise ShapeError(str(e), "prosody") from e
