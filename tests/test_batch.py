@@ -260,7 +260,9 @@ def test_a_misspelt_field_is_refused_and_an_unknown_one_is_named(tmp_path, caplo
     with caplog.at_level("WARNING", logger="fedtts.pipeline.tasks"):
         out = parse_tasks(tasks)
     (l1, e1), (l2, e2), item = out
-    assert isinstance(e1, ItemError) and e1.field == "prompt_audo" and "did you mean 'prompt_audio'" in str(e1)
+    assert (
+        isinstance(e1, ItemError) and e1.field == "prompt_audo" and "did you mean 'prompt_audio'" in str(e1)
+    )
     assert isinstance(e2, ItemError) and "did you mean 'prompt_speech'" in str(e2) and (l1, l2) == (1, 2)
     assert item.name == "c"
     assert "unknown field 'lang' (line 3)" in caplog.text

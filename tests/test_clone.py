@@ -110,6 +110,46 @@ def test_shipped_tuner_clones_closer_than_the_untrained_one(dev_manifest, engine
     assert np.mean(sims["trained"]) > np.mean(sims["init"]) + 0.02, sims
 
 
+def test_tuner_learns_the_timbre_of_reconstruction_targets(train_manifest, tmp_path):
+    """With reconstruction targets the tuner's timbre half moves toward each speaker's fitted style."""
+    from fedtts.train.tuner import speaker_dataset, train_tuner
+
+    speakers = sorted({r["speaker"] for r in train_manifest})[:6]
+    rows = [r for r in train_manifest if r["speaker"] in speakers]
+    manifest = tmp_path / "manifest.jsonl"
+    manifest.write_text("".join(json.dumps({**r, "path": r["abspath"]}) + "\n" for r in rows))
+    data = speaker_dataset(manifest)
+    mean, std, _ = stock_prior()
+    rng = np.random.default_rng(0)
+    # a speaker-specific timbre: the bank match's timbre shifted by one prior std in a random direction
+    shift = {s: np.concatenate([std[:128] * rng.choice([-1, 1], 128), np.zeros(128)]) for s in data}
+    recon = {s: (t + shift[s]).astype(np.float32) for s, (_, t) in data.items()}
+    cfg = FitConfig(epochs=60)
+    info = train_tuner(manifest, tmp_path / "t.npz", tmp_path / "plots", cfg, recon_targets=recon)
+    w = TunerWeights.load(tmp_path / "t.npz")
+    assert w.version == "tuner-v2-recon" and info["targets"] == f"reconstruction ({len(data)} speakers)"
+    tuner = VoiceTuner(w)
+    base = VoiceTuner(TunerWeights.init(*feature_stats(np.concatenate([f for f, _ in data.values()]))))
+    err = {
+        name: np.mean(
+            [np.abs((t.predict(f).mean(0) - recon[s]) / std)[:128].mean() for s, (f, _) in data.items()]
+        )
+        for name, t in (("trained", tuner), ("init", base))
+    }
+    assert err["trained"] < 0.8 * err["init"], err  # the timbre half learned the targets
+    assert (tmp_path / "plots" / "tuner-v2-recon_curve.png").is_file()
+
+
+def test_train_tuner_refuses_to_replace_the_shipped_weights_with_bank_targets(capsys):
+    import argparse
+
+    from fedtts.train.tuner import main
+
+    args = argparse.Namespace(synthetic_only=False, manifest=None, out=None, recon_targets=None)
+    assert main(args) == 2
+    assert "--recon-targets" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_clone_eval_reports_normalised_similarity(dev_manifest, tmp_path, repo_root):
     from fedtts.eval.clone_eval import CloneEvalConfig, run_clone_eval

@@ -100,7 +100,7 @@ def test_inference_uses_the_installed_version_and_rollback_changes_it(tmp_path, 
     monkeypatch.setenv("FEDTTS_DATA_DIR", str(tmp_path))
     caplog.set_level(logging.INFO, logger="fedtts.voice.tuner")
     shipped = TunerWeights.load(_weights_path()).version
-    assert default_tuner().version == shipped  # no registry: the shipped tuner_v1
+    assert default_tuner().version == shipped  # no registry: the shipped tuner_v2
     w0 = load_start_model("")
     reg = VersionRegistry(tmp_path / "federated" / "models")
     reg.save(version_named(_version(w0, 0.0, "fl-v1")))

@@ -67,7 +67,7 @@ def test_cut_phrase_table(phonemes, budget, head, pause):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("text", [LONG_EN, LONG_ZH], ids=["en", "zh"])
-def test_first_chunk_short_then_growing_and_stream_equals_file(synth, voice, text):
+def test_first_chunk_short_then_growing_and_files_keep_whole_sentences(synth, voice, text):
     chunks = list(synth.stream(text, voice, SynthesisOptions(seed=3)))
     tokens = [c.n_tokens for c in chunks]
     assert tokens[0] <= FIRST_CHUNK_TOKENS + 1  # + the comma a word cut adds
@@ -75,8 +75,12 @@ def test_first_chunk_short_then_growing_and_stream_equals_file(synth, voice, tex
     for k in range(1, len(tokens)):  # each chunk is computed while the audio before it plays
         assert tokens[k] <= max(FIRST_CHUNK_TOKENS, CHUNK_GROWTH * sum(tokens[:k])) + 1
     assert len(chunks) > len(synth.analyze(text))  # the first sentence was cut
+    # a file is rendered sentence by sentence: no cut inside the first sentence, the same samples as a
+    # stream without fast start
     whole = synth.synthesize(text, voice, SynthesisOptions(seed=3))
-    np.testing.assert_array_equal(np.concatenate([c.audio for c in chunks]), whole.audio)
+    assert len(whole.chunks) == len(synth.analyze(text)) < len(chunks)
+    slow = list(synth.stream(text, voice, SynthesisOptions(seed=3), fast_start=False))
+    np.testing.assert_array_equal(np.concatenate([c.audio for c in slow]), whole.audio)
 
 
 class _CountingEngine:

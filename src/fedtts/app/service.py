@@ -871,9 +871,14 @@ class TTSService:
         return str(text)
 
     def stream(
-        self, req: SpeechRequest, ticket: Ticket | None = None, deadline: float | None = None
+        self,
+        req: SpeechRequest,
+        ticket: Ticket | None = None,
+        deadline: float | None = None,
+        fast_start: bool = True,
     ) -> Iterator:
-        """AudioChunks for ``req``, holding a gate slot while it runs; checks the deadline per chunk.
+        """AudioChunks for ``req``, holding a gate slot while it runs; checks the deadline per chunk
+        (``fast_start``: a short first phrase for live playback, else whole sentences).
 
         Pass a ``ticket`` from ``gate.enter()`` when admission was decided earlier (HTTP 503 before
         any work); otherwise admission happens here and may raise :class:`ServiceBusy`.
@@ -888,7 +893,7 @@ class TTSService:
             req.extra.update(voice=voice.name, method=voice.meta.get("method"), warnings=warnings)
             # a clone's output is marked and its file says it is synthetic (stock voices: neither)
             req.extra.update(tags=output_tags(voice, opts.watermark), watermarked=is_clone(voice))
-            for chunk in self._guarded(self.synthesizer.stream(text, voice, opts)):
+            for chunk in self._guarded(self.synthesizer.stream(text, voice, opts, fast_start=fast_start)):
                 yield chunk
                 if time.monotonic() > deadline:
                     raise ServiceTimeout(f"request timed out after {self.config.timeout_s:.0f} s")
@@ -909,7 +914,8 @@ class TTSService:
 
     def synthesize(self, req: SpeechRequest, ticket: Ticket | None = None, deadline: float | None = None):
         """The whole request as one ``SynthesisResult`` (audio, chunk metadata, word timestamps)."""
-        return collect(self.stream(req, ticket, deadline), int(req.sample_rate), str(req.voice or ""))
+        chunks = self.stream(req, ticket, deadline, fast_start=False)
+        return collect(chunks, int(req.sample_rate), str(req.voice or ""))
 
     def save_output(
         self, audio: np.ndarray, sr: int, stem: str, fmt: str = "wav", tags: dict[str, str] | None = None

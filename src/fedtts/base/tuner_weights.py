@@ -38,13 +38,13 @@ __all__ = [
 N_EMB = 256
 N_PROSODY = 6
 N_FEATURES = N_EMB + N_PROSODY
-WEIGHTS_FILE = "tuner_v1.npz"
-TUNER_VERSION = "tuner-v1"  # replaced by the version recorded in the weights file when loaded
+WEIGHTS_FILE = "tuner_v2.npz"
+TUNER_VERSION = "tuner-v2-recon"  # replaced by the version recorded in the weights file when loaded
 FROZEN_EXTRA = ("feat_mean", "feat_std")  # saved with the maps, never trained
 
 
 def shipped_weights_path() -> Path:
-    """The tuner weights shipped in the wheel (``fedtts/data/tuner_v1.npz``)."""
+    """The tuner weights shipped in the wheel (``fedtts/data/tuner_v2.npz``)."""
     return Path(str(resources.files("fedtts.data") / WEIGHTS_FILE))
 
 

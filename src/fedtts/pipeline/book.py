@@ -352,7 +352,7 @@ def render_book(
                 for key, value in output_tags(cfg.voice, cfg.options.watermark).items():  # a clone's
                     setattr(f, key, value)
                 last_text = None
-                for chunk in synth.stream(ch.text, cfg.voice, cfg.options):
+                for chunk in synth.stream(ch.text, cfg.voice, cfg.options, fast_start=False):
                     f.write(np.clip(chunk.audio, -1, 1))
                     timeline.add(chunk)
                     if progress and chunk.text != last_text:

@@ -103,7 +103,7 @@ def _set_pause(chunk, seconds: float):
     return dataclasses.replace(chunk, audio=audio, pause_s=want / sr)
 
 
-def render_ssml(synth, text: str, voice, options, sink: list | None) -> Iterator:
+def render_ssml(synth, text: str, voice, options, sink: list | None, fast_start: bool = False) -> Iterator:
     """AudioChunks of an SSML ``text``: spans in order, a leading ``<break>`` as a silent chunk,
     chunk indices and times counted over the whole document."""
     options = (options or SynthesisOptions()).validate()
@@ -147,7 +147,7 @@ def render_ssml(synth, text: str, voice, options, sink: list | None) -> Iterator
         t_span = time.perf_counter() - t_start
         pending = None
         try:
-            for chunk in synth._run(span.text, v, opts, sink):
+            for chunk in synth._run(span.text, v, opts, sink, fast_start and index == 0):
                 if pending is not None:
                     yield dataclasses.replace(
                         pending, index=index, since_start_s=t_span + pending.since_start_s

@@ -1,9 +1,12 @@
 """Text → audio chunk by chunk: front end segments → engine calls → faded, paused, resampled audio.
 
-``Synthesizer.stream`` is the primitive; ``synthesize`` is just its concatenation, so streamed and
-whole-file output are identical. Two things make a stream start at once and never stall:
+``Synthesizer.stream`` is the primitive; ``synthesize`` is its concatenation rendered sentence by
+sentence (``fast_start=False``): cutting a sentence short costs intelligibility (Whisper error on dev
+sentences 7.0 % whole vs 10.4 % cut), which only a listener waiting for the first sound should pay.
+``stream(..., fast_start=False)`` gives exactly the samples of ``synthesize``. Two things make a live
+stream start at once and never stall:
 
-- *growing chunks*: the first chunk is a short phrase (a clause, else the first few words of the
+- *growing chunks* (``fast_start``): the first chunk is a short phrase (a clause, else the first few words of the
   first sentence, ``FIRST_CHUNK_TOKENS``); each later chunk may be at most ``CHUNK_GROWTH`` times the
   tokens already rendered, so every chunk is computed in less time than the audio before it plays
   (compute ≈ RTF × duration), until chunks are whole sentences;
@@ -290,14 +293,19 @@ class Synthesizer:
             raise _text_error("text is empty")
         return list(self.frontend(options).analyze(str(text)))
 
-    def stream(self, text: str, voice, options: SynthesisOptions | None = None) -> Iterator[AudioChunk]:
-        """Yield audio chunk by chunk as it is made: a short first phrase, then growing chunks,
-        rendered ahead of the consumer on a worker thread."""
-        return render_ahead(self._run(text, voice, options, None))
+    def stream(
+        self, text: str, voice, options: SynthesisOptions | None = None, *, fast_start: bool = True
+    ) -> Iterator[AudioChunk]:
+        """Yield audio chunk by chunk as it is made, rendered ahead of the consumer on a worker thread:
+        a short first phrase, then growing chunks (``fast_start``, for live playback), else whole
+        sentences (for files: the samples of ``synthesize``)."""
+        return render_ahead(self._run(text, voice, options, None, fast_start))
 
-    def _run(self, text: str, voice, options, sink: list | None) -> Iterator[AudioChunk]:
+    def _run(
+        self, text: str, voice, options, sink: list | None, fast_start: bool = False
+    ) -> Iterator[AudioChunk]:
         if text is not None and is_ssml(str(text)):  # <speak>…: spans rendered through this method
-            yield from render_ssml(self, str(text), voice, options, sink)
+            yield from render_ssml(self, str(text), voice, options, sink, fast_start)
             return
         options = (options or SynthesisOptions()).validate()
         t_start = time.perf_counter()
@@ -313,7 +321,8 @@ class Synthesizer:
         eq = getattr(voice, "eq_db", None)  # a clone's spectral-match curve
         marker = clone_marker(voice, sr, options.watermark)  # None for stock voices
         index = 0
-        rendered = [0]  # tokens rendered so far: the budget of the next chunk grows with it
+        # tokens rendered so far: the budget of the next chunk grows with it (whole sentences without fast start)
+        rendered = [0 if fast_start else MAX_TOKENS]
         for seg, seg_is_last in self._segments(str(text), options, sink):
             phonemes = str(getattr(seg, "phonemes", "") or "").strip()
             units = tuple(getattr(seg, "units", ()) or ())
@@ -425,8 +434,8 @@ class Synthesizer:
         options: SynthesisOptions | None = None,
         on_chunk: Callable[[AudioChunk], None] | None = None,
     ) -> SynthesisResult:
-        """Whole utterance: the concatenation of ``stream`` (``on_chunk`` sees each chunk as it is
-        made, e.g. for a progress bar)."""
+        """Whole utterance, sentence by sentence: ``stream(..., fast_start=False)`` joined (``on_chunk``
+        sees each chunk as it is made, e.g. for a progress bar)."""
         options = (options or SynthesisOptions()).validate()
         t0 = time.perf_counter()
         segments: list[Any] = []

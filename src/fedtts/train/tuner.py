@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from fedtts.base.tuner_weights import N_EMB, N_FEATURES, TunerWeights, stock_prior
+from fedtts.base.tuner_weights import N_EMB, N_FEATURES, WEIGHTS_FILE, TunerWeights, stock_prior
 from fedtts.engine.assets import cache_dir, shared_dir
 from fedtts.voice.bank import default_bank
 from fedtts.voice.enroll import enroll_features
@@ -285,7 +285,7 @@ def train_tuner(
     info["train_loss"] = curves["train"][-1]
     info["seconds"] = round(time.perf_counter() - t0, 1)
     w.version = (
-        "tuner-v0-synthetic" if manifest is None else "tuner-v2-recon" if recon_targets else "tuner-v1"
+        "tuner-v0-synthetic" if manifest is None else "tuner-v2-recon" if recon_targets else "tuner-bank"
     )
     w.info = json.dumps(info)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -303,11 +303,20 @@ def main(args: argparse.Namespace) -> int:
     if manifest is not None and not manifest.is_file():
         print(f"error: training manifest not found: {manifest}", file=sys.stderr)
         return 2
-    default_name = "tuner_v0_synthetic.npz" if manifest is None else "tuner_v1.npz"
+    if manifest is not None and not args.recon_targets and not args.out:
+        # the shipped tuner learns its timbre from reconstruction targets; bank targets alone would replace it
+        # with a weaker model, so that needs an explicit --out
+        print(
+            f"error: the shipped {WEIGHTS_FILE} is trained on reconstruction targets: pass --recon-targets DIR "
+            "(python -m fedtts.train.recon_targets), or --out FILE for a tuner trained on style-bank matches",
+            file=sys.stderr,
+        )
+        return 2
+    default_name = "tuner_v0_synthetic.npz" if manifest is None else WEIGHTS_FILE
     out = Path(args.out) if args.out else Path(__file__).resolve().parents[1] / "data" / default_name
     cfg = FitConfig(epochs=args.epochs, lr=args.lr, l2=args.l2, seed=args.seed)
     recon = None
-    if getattr(args, "recon_targets", None):
+    if args.recon_targets:
         if manifest is None:
             print("error: --recon-targets needs real speakers (not --synthetic-only)", file=sys.stderr)
             return 2

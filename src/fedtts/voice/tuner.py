@@ -16,7 +16,7 @@ federated layer can build them without importing this module.
 
 Which weights cloning uses (:func:`default_tuner`): ``$FEDTTS_TUNER`` (a weights file), else the
 current version of the federated registry (:func:`fedtts.engine.assets.registry_dir`, so ``fedtts fl rollback``
-changes it), else the shipped ``tuner_v1.npz``. A broken installed version logs a warning and falls
+changes it), else the shipped ``tuner_v2.npz``. A broken installed version logs a warning and falls
 back to the shipped weights.
 """
 
