@@ -27,6 +27,7 @@ LAYERS = {
     "federated": 4,
     "train": 4,
     "app": 5,
+    "__main__": 5,  # `python -m fedtts`: the command line, as app.cli
 }
 UPWARD_ALLOWED = {
     ("fedtts.base.tuner_weights", "fedtts.engine.assets"),  # the stock packs: a leaf, numpy only

@@ -102,7 +102,7 @@ class TunerWeights:
             b_p=mean[128:].copy(),
             feat_mean=np.zeros(N_FEATURES, np.float32) if feat_mean is None else feat_mean,
             feat_std=np.ones(N_FEATURES, np.float32) if feat_std is None else feat_std,
-            version="tuner-v1-init",
+            version="tuner-init",
         )
 
     def save(self, path: Path) -> Path:

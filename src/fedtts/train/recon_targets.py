@@ -4,7 +4,9 @@ Why: the tuner learned from style-bank matches, a target no closer to the speake
 synthetic render (0.11 on the independent ear). The reconstruction fit (:mod:`fedtts.engine.reconstruction`)
 moves the timbre itself (0.46 on train/ speakers), so its fitted styles are the richer teacher.
 Each speaker's prompt is its first 3–10 s clip with a ground-truth transcript; the fit starts from
-the shipped tuner's one-pass style. Results are cached one file per speaker (resumable).
+the current tuner's one-pass style (the shipped ``tuner_v2`` was trained on targets started from
+``tuner_v1``). Results are cached one file per speaker (resumable), in a folder keyed by the fit
+settings and the start tuner's version.
 
     python -m fedtts.train.recon_targets [--manifest M] [--limit N] [--budget S] [--steps K]
 """
@@ -22,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from fedtts.base.tuner_weights import pack_to_style, stock_prior
-from fedtts.engine.assets import cache_dir
+from fedtts.engine.assets import cache_dir, shared_dir
 from fedtts.engine.reconstruction import ReconConfig, TranscriptMismatch, fit_style
 from fedtts.engine.torch_model import load_torch_model
 from fedtts.train.tuner import load_targets
@@ -45,19 +47,22 @@ def prompt_rows(manifest: Path) -> dict[str, dict]:
     return out
 
 
-def _folder(cfg: ReconConfig) -> Path:
-    key = hashlib.sha256(json.dumps(dataclasses.asdict(cfg), sort_keys=True).encode()).hexdigest()[:12]
+def _folder(cfg: ReconConfig, start_version: str) -> Path:
+    blob = {**dataclasses.asdict(cfg), "start": start_version}
+    key = hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:12]
     return cache_dir() / "train" / f"recon_targets_{key}"
 
 
 def fit_targets(manifest: Path, cfg: ReconConfig, speakers: list[str] | None = None) -> Path:
     """Fit (or reuse) one target style per speaker; returns the cache folder."""
     rows = prompt_rows(manifest)
-    folder = _folder(cfg)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=1))
-    model = load_torch_model()
     tuner = VoiceTuner()
+    folder = _folder(cfg, tuner.version)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text(
+        json.dumps({**dataclasses.asdict(cfg), "start": tuner.version}, indent=1)
+    )
+    model = load_torch_model()
     _, std, offsets = stock_prior()
     todo = [s for s in (speakers or sorted(rows)) if s in rows and not (folder / f"{s}.npz").is_file()]
     t_all = time.perf_counter()
@@ -91,11 +96,16 @@ def fit_targets(manifest: Path, cfg: ReconConfig, speakers: list[str] | None = N
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--manifest", required=True)
+    ap.add_argument("--manifest", default=str(shared_dir() / "data" / "train" / "manifest.jsonl"))
     ap.add_argument("--limit", type=int, default=0, help="first N speakers (sorted), 0 = all")
     ap.add_argument("--speakers", default="", help="comma-separated speaker ids (overrides --limit)")
-    ap.add_argument("--budget", type=float, default=30.0, help="seconds per fit, alignment included")
-    ap.add_argument("--steps", type=int, default=60)
+    ap.add_argument(
+        "--budget",
+        type=float,
+        default=0.0,
+        help="seconds per fit, alignment included (0: no limit, reproducible)",
+    )
+    ap.add_argument("--steps", type=int, default=20)
     args = ap.parse_args(argv)
     manifest = Path(args.manifest)
     cfg = ReconConfig(steps=args.steps, time_budget_s=args.budget).validate()
