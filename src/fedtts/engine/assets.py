@@ -166,9 +166,8 @@ def runtime_model_path() -> Path:
     """The verified model with two graph edits (built once, cached next to it): a ``max_frames``
     input that caps each token's predicted duration, and the durations as a second output.
 
-    Why: the pad tokens at both ends get ~0.3 s and up to ~0.6 s of predicted silence in every
-    call, which the decoder renders at full cost; capping them makes short streaming chunks cheaper
-    and their joins tight. The durations are the model's own timing (word timestamps).
+    Why: the durations are the model's own timing (word timestamps). The engine passes no effective
+    cap: capping the pad tokens' silence made chunks cheaper but clipped the first and last sounds.
     """
     src = model_path()
     out = src.parent / f"kokoro-82m-int8-capped-v{RUNTIME_MODEL_VERSION}-{MODEL_SHA256[:12]}.onnx"
