@@ -99,12 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--manifest", default=str(shared_dir() / "data" / "train" / "manifest.jsonl"))
     ap.add_argument("--limit", type=int, default=0, help="first N speakers (sorted), 0 = all")
     ap.add_argument("--speakers", default="", help="comma-separated speaker ids (overrides --limit)")
-    ap.add_argument(
-        "--budget",
-        type=float,
-        default=0.0,
-        help="seconds per fit, alignment included (0: no limit, reproducible)",
-    )
+    ap.add_argument("--budget", type=float, default=0.0, help="seconds per fit (0: no limit, reproducible)")
     ap.add_argument("--steps", type=int, default=20)
     args = ap.parse_args(argv)
     manifest = Path(args.manifest)
