@@ -34,7 +34,7 @@ import numpy as np
 from fl_emulate import emulate, load_devices  # same folder
 
 from fedtts.base.tuner_weights import shipped_weights_path, stock_prior
-from fedtts.federated.model import federated_arrays, load_start_model, merge_federated
+from fedtts.federated.model import federated_arrays, load_start_model, merge_federated, principal_directions
 from fedtts.train.tuner import FitConfig, fit_tuner, load_targets
 from fedtts.voice.bank import default_bank
 from fedtts.voice.tuner import TunerWeights
@@ -51,34 +51,23 @@ def with_recon_teacher(devices: list, recon: dict[str, np.ndarray]) -> list:
     return out
 
 
-def pooled(devices: list, start: TunerWeights, epochs: int = 20) -> TunerWeights:
-    usable = [d for d in devices if d is not None]
-    cfg = FitConfig(epochs=epochs, lr=1e-2, batch_size=32, l2=1e-3, trainable=TunerWeights.FEDERATED)
-    xs = np.concatenate([d.features for d in usable])
-    ys = np.concatenate([d.targets for d in usable])
-    fitted, _ = fit_tuner(start, xs, ys, cfg.validate())
-    return merge_federated(start, federated_arrays(fitted, start))
-
-
-def timbre_map_basis(start: TunerWeights, k_in: int) -> np.ndarray:
-    """[256, k_in]: the top principal directions of the public style bank's standardised GE2E embeddings
-    (the inputs the timbre map w_t acts on); public data, so using it costs no privacy."""
-    e = (default_bank().features[:, :256] - start.feat_mean[:256]) / start.feat_std[:256]
-    _, _, vt = np.linalg.svd(e - e.mean(0), full_matrices=False)
-    return vt[:k_in].T.astype(np.float32)
-
-
-def pooled_with_timbre_map(
-    devices: list, start: TunerWeights, k_out: int, k_in: int, shipped_recipe: bool = False
+def pooled(
+    devices: list,
+    start: TunerWeights,
+    timbre_map: tuple[int, int] | None = None,
+    shipped_recipe: bool = False,
 ) -> TunerWeights:
-    """The pooled bound when the exchange also carries w_t's change, in prior std, projected on
+    """The bound no federation of these devices can beat: the exchanged arrays fitted on all their
+    pairs pooled in one place (only a benchmark may do this), projected on the exchange.
+
+    ``timbre_map`` (k_out, k_in): the exchange also carries w_t's change, in prior std, projected on
     k_out public timbre directions × k_in public embedding directions (k_out·k_in more numbers).
     ``shipped_recipe``: fit as the shipped tuner was (the public bank pairs beside the devices' pairs,
     l2 0.3, lr 5e-4, 80 epochs) instead of the devices' pairs alone (l2 1e-3, lr 1e-2, 20 epochs)."""
     usable = [d for d in devices if d is not None]
-    trainable = (*TunerWeights.FEDERATED, "w_t")
     xs = np.concatenate([d.features for d in usable])
     ys = np.concatenate([d.targets for d in usable])
+    trainable = TunerWeights.FEDERATED if timbre_map is None else (*TunerWeights.FEDERATED, "w_t")
     if shipped_recipe:
         bank = default_bank()
         xs, ys = np.concatenate([xs, bank.features]), np.concatenate([ys, bank.styles])
@@ -87,20 +76,17 @@ def pooled_with_timbre_map(
         cfg = FitConfig(epochs=20, lr=1e-2, batch_size=32, l2=1e-3, trainable=trainable)
     fitted, _ = fit_tuner(start, xs, ys, cfg.validate())
     out = merge_federated(start, federated_arrays(fitted, start))
-    _, std, _ = stock_prior()
-    b_out = timbre_basis(k_out)
-    b_in = timbre_map_basis(start, k_in)
+    if timbre_map is None:
+        return out
+    mean, std, _ = stock_prior()
+    bank = default_bank()
+    b_out = principal_directions((bank.styles[:, :128] - mean[:128]) / std[:128], timbre_map[0])
+    b_in = principal_directions(
+        (bank.features[:, :256] - start.feat_mean[:256]) / start.feat_std[:256], timbre_map[1]
+    )
     d = (fitted.w_t - start.w_t) / std[:128, None]
     proj = b_out @ (b_out.T @ d @ b_in) @ b_in.T
     return replace(out, w_t=(start.w_t + proj * std[:128, None]).astype(np.float32))
-
-
-def timbre_basis(k: int) -> np.ndarray:
-    """[128, k] top principal directions of the bank's timbre half in prior std (as the exchange's b_t)."""
-    mean, std, _ = stock_prior()
-    z = (default_bank().styles[:, :128] - mean[:128]) / std[:128]
-    _, _, vt = np.linalg.svd(z - z.mean(0), full_matrices=False)
-    return vt[:k].T.astype(np.float32)
 
 
 def score(model: Path, out: Path, manifest: str) -> dict:
@@ -157,24 +143,21 @@ def main() -> None:
         "shipped": shipped_weights_path(),
     }
     start.save(models["start (tuner_v0_synthetic)"])
+    recipe = ", shipped recipe" if args.shipped_recipe else ""
     for teacher, devices in teachers.items():
-        p = out / f"{teacher}_pooled.npz"
-        pooled(devices, start).save(p)
-        models[f"{teacher} teacher, pooled bound"] = p
         for spec in [x for x in args.timbre_map.split(",") if x]:
             k_out, k_in = (int(v) for v in spec.split("x"))
             p = out / f"{teacher}_pooled_wt{k_out}x{k_in}.npz"
-            pooled_with_timbre_map(devices, start, k_out, k_in, args.shipped_recipe).save(p)
-            models[
-                f"{teacher} teacher, pooled + w_t {spec}{', shipped recipe' if args.shipped_recipe else ''}"
-            ] = p
+            pooled(devices, start, (k_out, k_in), args.shipped_recipe).save(p)
+            models[f"{teacher} teacher, pooled + w_t {spec}{recipe}"] = p
         if args.only_timbre_map:
-            for k in [k for k in models if k.startswith(teacher) and "w_t" not in k]:
-                models.pop(k)
             continue
+        p = out / f"{teacher}_pooled.npz"
+        pooled(devices, start).save(p)
+        models[f"{teacher} teacher, pooled bound"] = p
         for seed in [int(s) for s in args.seeds.split(",")]:
             for dp in (True, False) if seed == 0 else (True,):
-                glob = emulate(devices, replace_ns(emu, dp=dp), seed)
+                glob = emulate(devices, argparse.Namespace(**{**vars(emu), "dp": dp}), seed)
                 p = out / f"{teacher}_{'dp' if dp else 'plain'}_s{seed}.npz"
                 merge_federated(start, glob).save(p)
                 models[f"{teacher} teacher, {'DP' if dp else 'plain'} seed {seed}"] = p
@@ -191,10 +174,6 @@ def main() -> None:
     }
     (out / "results.json").write_text(json.dumps(doc, indent=1))
     print("wrote", out / "results.json")
-
-
-def replace_ns(ns: argparse.Namespace, **kw) -> argparse.Namespace:
-    return argparse.Namespace(**{**vars(ns), **kw})
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ from fedtts.voice.bank import default_bank
 
 __all__ = [
     "SUBSPACE_DIMS",
+    "principal_directions",
     "StartModelMismatch",
     "shipped_start_path",
     "start_model_path",
@@ -128,12 +129,18 @@ def _subspace() -> dict[str, tuple[np.ndarray, np.ndarray]]:
     z = (np.asarray(default_bank().styles, np.float64) - mean) / std
     out = {}
     for half, sl in (("timbre", slice(0, 128)), ("prosody", slice(128, 256))):
-        x = z[:, sl] - z[:, sl].mean(0)
-        _, _, vt = np.linalg.svd(x, full_matrices=False)
-        basis = vt[:SUBSPACE_DIMS].T
-        basis *= np.sign(basis[np.abs(basis).argmax(0), np.arange(SUBSPACE_DIMS)])
-        out[half] = (basis.astype(np.float32), std[sl].astype(np.float32))
+        out[half] = (principal_directions(z[:, sl], SUBSPACE_DIMS), std[sl].astype(np.float32))
     return {"b_t": out["timbre"], "w_p": out["prosody"], "b_p": out["prosody"]}
+
+
+def principal_directions(x: np.ndarray, k: int) -> np.ndarray:
+    """[dims, k]: the top-k principal directions of the rows of ``x``, signs fixed (largest entry
+    positive) so every machine derives the same basis from the same public data."""
+    x = np.asarray(x, np.float64)
+    _, _, vt = np.linalg.svd(x - x.mean(0), full_matrices=False)
+    basis = vt[:k].T
+    basis *= np.sign(basis[np.abs(basis).argmax(0), np.arange(basis.shape[1])])
+    return basis.astype(np.float32)
 
 
 def federated_arrays(w, start) -> list[np.ndarray]:

@@ -47,9 +47,13 @@ def prompt_rows(manifest: Path) -> dict[str, dict]:
     return out
 
 
-def _folder(cfg: ReconConfig, start_version: str) -> Path:
-    blob = {**dataclasses.asdict(cfg), "start": start_version}
-    key = hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:12]
+def _settings(cfg: ReconConfig, start_version: str) -> dict:
+    """What a target depends on: the fit settings and the tuner the fit starts from."""
+    return {**dataclasses.asdict(cfg), "start": start_version}
+
+
+def _folder(settings: dict) -> Path:
+    key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
     return cache_dir() / "train" / f"recon_targets_{key}"
 
 
@@ -57,11 +61,10 @@ def fit_targets(manifest: Path, cfg: ReconConfig, speakers: list[str] | None = N
     """Fit (or reuse) one target style per speaker; returns the cache folder."""
     rows = prompt_rows(manifest)
     tuner = VoiceTuner()
-    folder = _folder(cfg, tuner.version)
+    settings = _settings(cfg, tuner.version)
+    folder = _folder(settings)
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "config.json").write_text(
-        json.dumps({**dataclasses.asdict(cfg), "start": tuner.version}, indent=1)
-    )
+    (folder / "config.json").write_text(json.dumps(settings, indent=1))
     model = load_torch_model()
     _, std, offsets = stock_prior()
     todo = [s for s in (speakers or sorted(rows)) if s in rows and not (folder / f"{s}.npz").is_file()]
