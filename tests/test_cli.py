@@ -305,7 +305,8 @@ def test_voice_add_accepts_ref_like_say(capsys, tmp_path, dev_manifest):
     assert run(capsys, "voice", "rm", "refform")[0] == 0
 
 
-def test_fl_simulate_zero_clients_is_a_usage_error(capsys, tmp_path):
+def test_fl_simulate_zero_clients_is_a_usage_error(capsys, tmp_path, train_manifest):
+    # the upper bound is the number of training speakers: the shared data must be there
     out = tmp_path / "sim"
     code, _, err = run(capsys, "fl", "simulate", "--clients", "0", "--out", str(out))
     assert code == 2

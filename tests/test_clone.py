@@ -185,7 +185,7 @@ def test_clone_eval_reports_normalised_similarity(dev_manifest, tmp_path, repo_r
 
 
 @pytest.mark.slow
-def test_server_side_scores_for_a_method_and_bad_method():
+def test_server_side_scores_for_a_method_and_bad_method(dev_manifest):
     """`evaluate_method` scores the server's held-back speakers like `evaluate_tuner` does, so a
     benchmark can set the devices' targets (bank match) beside the tuner learning from them."""
     from fedtts.eval.clone_eval import evaluate_method

@@ -300,10 +300,7 @@ def main(args: argparse.Namespace) -> int:
     """``fedtts train tuner``."""
     default = shared_dir() / "data" / "train" / "manifest.jsonl"
     manifest = None if args.synthetic_only else Path(args.manifest or default)
-    if manifest is not None and not manifest.is_file():
-        print(f"error: training manifest not found: {manifest}", file=sys.stderr)
-        return 2
-    if manifest is not None and not args.recon_targets and not args.out:
+    if manifest is not None and not args.recon_targets and not args.out:  # a usage error: said first
         # the shipped tuner learns its timbre from reconstruction targets; bank targets alone would replace it
         # with a weaker model, so that needs an explicit --out
         print(
@@ -311,6 +308,9 @@ def main(args: argparse.Namespace) -> int:
             "(python -m fedtts.train.recon_targets), or --out FILE for a tuner trained on style-bank matches",
             file=sys.stderr,
         )
+        return 2
+    if manifest is not None and not manifest.is_file():
+        print(f"error: training manifest not found: {manifest}", file=sys.stderr)
         return 2
     default_name = "tuner_v0_synthetic.npz" if manifest is None else WEIGHTS_FILE
     out = Path(args.out) if args.out else Path(__file__).resolve().parents[1] / "data" / default_name
