@@ -31,7 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     from fedtts.app.batch import BatchConfig, BatchError, run_batch
-    from fedtts.app.cli import CliError, make_synthesizer, options_from_args
+    from fedtts.app.cli.errors import CliError
+    from fedtts.app.cli.options import make_synthesizer, options_from_args
 
     data = Path(args.data)
     tasks = data if data.suffix == ".jsonl" and data.is_file() else ROOT / "examples" / f"{args.data}.jsonl"

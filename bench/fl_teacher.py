@@ -11,7 +11,7 @@ exchange) three ways per teacher:
 * plain: the same without clipping and noise.
 
 The teacher is either the device's style-bank match (today's client) or the reconstruction-fitted
-style of its first 3–10 s clip (`python -m fedtts.train.recon_targets`, timbre half; the prosody
+style of its first 3–10 s clip (`fedtts train recon-targets`, timbre half; the prosody
 half stays the bank match). Every model is written to `--out` and scored by `fedtts eval clone
 --methods tuner` on dev/ English with the independent ASV (read only), beside the start model and
 the shipped (centrally trained) tuner.
@@ -108,7 +108,7 @@ def score(model: Path, out: Path, manifest: str) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--recon-targets", required=True, help="folder of python -m fedtts.train.recon_targets")
+    ap.add_argument("--recon-targets", required=True, help="folder of fedtts train recon-targets")
     ap.add_argument("--clients", type=int, default=207)
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--rounds", type=int, default=15)

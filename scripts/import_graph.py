@@ -30,9 +30,9 @@ ROOT_PACKAGE = "fedtts"
 MAX_DEFERRED = 40  # fedtts imports inside functions (issue 16's ceiling)
 
 # The modules an in-function import may defer, each with why (one word): importing it at module top
-# would load an optional extra (torch, flwr, the serve extra's fastapi/gradio), the Wyoming stack or
-# training code into every ``fedtts`` command (the CLI builds all its command groups on each call).
-# A prefix covers a package's modules.
+# would load an optional extra (torch, flwr, the serve extra's fastapi/gradio), the Wyoming stack,
+# training code or the evaluation ruler into every ``fedtts`` command (the CLI builds all its command
+# groups on each call). A prefix covers a package's modules.
 DEFERRED_REASONS: dict[str, str] = {
     "fedtts.engine.torch_model": "torch",
     "fedtts.engine.inversion": "torch",
@@ -44,6 +44,11 @@ DEFERRED_REASONS: dict[str, str] = {
     "fedtts.federated.server_app": "flwr",
     "fedtts.federated.dictsync_app": "flwr",
     "fedtts.train": "train",
+    # the independent speaker-verification ruler, and the evaluations built on it: only `fedtts eval`
+    # loads it, so no synthesis process holds the model nothing in fedtts may optimise against
+    "fedtts.eval.asv": "ruler",
+    "fedtts.eval.clone_eval": "ruler",
+    "fedtts.eval.emotion_eval": "ruler",
 }
 
 

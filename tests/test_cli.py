@@ -14,11 +14,11 @@ import pytest
 import soundfile as sf
 from _speak_helpers import make_frontend
 
-from fedtts.app import cli
+from fedtts.app.cli import main, speak
 
 
 def run(capsys, *argv):
-    code = cli.main(list(argv))
+    code = main(list(argv))
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -135,15 +135,21 @@ def test_batch_bad_lines_exit_nonzero(capsys, tmp_path):
     assert_clean_error(err, "none.jsonl")
 
 
-def test_plugins_missing_skipped_broken_loud(capsys, tmp_path, monkeypatch):
-    (tmp_path / "fedtts_broken_plugin.py").write_text("raise RuntimeError('boom at import')\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(cli, "PLUGINS", [("fedtts_missing_plugin_xyz", "register")])
-    assert run(capsys, "voices")[0] == 0
-    monkeypatch.setattr(cli, "PLUGINS", [("fedtts_broken_plugin", "register")])
-    code, _, err = run(capsys, "voices")
-    assert code == 1
-    assert_clean_error(err, "fedtts_broken_plugin", "boom at import")
+def test_one_parser_has_every_command_group(capsys):
+    """The command line is assembled in one place (fedtts.app.cli.main): every group answers --help."""
+    from fedtts.app.cli.main import build_parser
+
+    groups = build_parser()._subparsers._group_actions[0].choices
+    expected = {"say", "phonemize", "batch", "book", "cache", "outputs", "voices", "voice", "train"}
+    expected |= {"eval", "fl", "serve", "ui", "wyoming", "detect"}
+    assert expected <= set(groups), sorted(groups)
+    subs = [("train", s) for s in ("tuner", "recon-targets", "bank", "spectrum")]
+    subs += [("eval", s) for s in ("speak", "clone", "emotion", "inversion", "asv")]
+    subs += [("fl", s) for s in ("models", "pull", "rollback", "dict-sync", "audit", "simulate", "report")]
+    for group, sub in subs:
+        with pytest.raises(SystemExit) as done:
+            main([group, sub, "--help"])
+        assert done.value.code == 0 and f"fedtts {group} {sub}" in capsys.readouterr().out
 
 
 def test_voices_lists_stock(capsys):
@@ -157,18 +163,18 @@ def shim_synth(monkeypatch, engine):
     from fedtts.pipeline import Synthesizer
 
     fe = make_frontend()
-    monkeypatch.setattr(cli, "make_synthesizer", lambda args: Synthesizer(engine=engine, frontend=fe))
+    monkeypatch.setattr(speak, "make_synthesizer", lambda args: Synthesizer(engine=engine, frontend=fe))
 
 
 @pytest.mark.slow
 def test_say_32k_and_stream_stdout(capsysbinary, tmp_path, shim_synth):
     out = tmp_path / "a.flac"
-    code = cli.main(["say", "Hello there. 你好。", "--out", str(out), "--sample-rate", "32000"])
+    code = main(["say", "Hello there. 你好。", "--out", str(out), "--sample-rate", "32000"])
     assert code == 0, capsysbinary.readouterr().err
     y, sr = sf.read(out)
     assert sr == 32000 and len(y) > 0.5 * sr
     capsysbinary.readouterr()
-    code = cli.main(["say", "Hello there. 你好。", "--out", "-", "--stream", "--sample-rate", "32000"])
+    code = main(["say", "Hello there. 你好。", "--out", "-", "--stream", "--sample-rate", "32000"])
     raw, err = capsysbinary.readouterr()
     assert code == 0
     assert err.decode().count("chunk ") >= 2
@@ -217,7 +223,7 @@ def test_glmtts_inference_refuses_an_exp_name_that_leaves_the_output_root(
 
 
 def test_python_dash_m_reports_plugin_errors_as_input_errors(tmp_path):
-    """`python -m fedtts.app.cli` (and `python -m fedtts`): a plugin's CliError exits 2 with its message."""
+    """`python -m fedtts.app.cli` (and `python -m fedtts`): a command group's CliError exits 2 with its message."""
     for head in (["-m", "fedtts.app.cli"], ["-m", "fedtts"]):
         r = subprocess.run(
             [sys.executable, *head, "wyoming", "--uri", "http://example.com"],
@@ -278,7 +284,7 @@ def test_out_that_is_a_folder_says_so(capsys, tmp_path):
 @pytest.mark.slow
 def test_long_say_shows_progress_and_quiet_silences_it(capsys, tmp_path, shim_synth):
     text = " ".join(f"Sentence {i} of a text long enough for a bar." for i in range(6))
-    assert len(text) >= cli.PROGRESS_MIN_CHARS
+    assert len(text) >= speak.PROGRESS_MIN_CHARS
     code, _, err = run(capsys, "say", text, "--out", str(tmp_path / "a.wav"))
     assert code == 0, err
     assert "say:" in err and "100%|" in err and "char" in err and "<" in err  # tqdm: bar, rate, ETA

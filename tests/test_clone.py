@@ -141,12 +141,9 @@ def test_tuner_learns_the_timbre_of_reconstruction_targets(train_manifest, tmp_p
 
 
 def test_train_tuner_refuses_to_replace_the_shipped_weights_with_bank_targets(capsys):
-    import argparse
+    from fedtts.app.cli import main
 
-    from fedtts.train.tuner import main
-
-    args = argparse.Namespace(synthetic_only=False, manifest=None, out=None, recon_targets=None)
-    assert main(args) == 2
+    assert main(["train", "tuner"]) == 2
     assert "--recon-targets" in capsys.readouterr().err
 
 

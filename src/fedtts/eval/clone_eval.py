@@ -26,7 +26,6 @@ federated training (no ASR/MOS, and no ASV: the ruler never takes part in traini
 
 from __future__ import annotations
 
-import argparse
 import functools
 import json
 import logging
@@ -37,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fedtts.engine.assets import AssetError, cache_dir, shared_dir
+from fedtts.engine.assets import cache_dir, shared_dir
 from fedtts.eval.asr import cer, transcribe, wer
 from fedtts.eval.asv import cosine
 from fedtts.eval.asv import embed as asv_embed
@@ -58,8 +57,7 @@ __all__ = [
     "evaluate_tuner_speakers",
     "server_means",
     "evaluate_method",
-    "main",
-    "add_args",
+    "print_summary",
 ]
 
 log = logging.getLogger(__name__)
@@ -563,7 +561,7 @@ _COLUMNS = {  # summary key → printed header
 }
 
 
-def _print(summary: dict) -> None:
+def print_summary(summary: dict) -> None:
     w = 13
     print("headline: ASV norm = normalised similarity by the independent ASV (0 stranger, 1 real recording)")
     print(f"{'method/lang':<24}" + "".join(f"{h:>{w}}" for h in _COLUMNS.values()))
@@ -575,48 +573,3 @@ def _print(summary: dict) -> None:
                 f"{'-':>{w}}" if v is None else f"{v:>{w}.3f}" if isinstance(v, float) else f"{v:>{w}}"
             )
         print(f"{k:<24}" + "".join(cells))
-
-
-def add_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--manifest", default=str(shared_dir() / "data" / "dev" / "manifest.jsonl"))
-    p.add_argument(
-        "--methods", default="tuner,bank,nearest+match,nearest", help=f"comma-separated: {', '.join(METHODS)}"
-    )
-    p.add_argument(
-        "--spectral-match", type=float, default=1.0, help="strength for every method but nearest (0 = off)"
-    )
-    p.add_argument("--out", default="bench/out/clone", help="folder for clone_report.json and the plot")
-    p.add_argument("--limit", type=int, default=0, help="at most N speakers per language (0 = all)")
-    p.add_argument("--langs", default="en,zh")
-    p.add_argument("--refine-steps", type=int, default=24)
-    p.add_argument("--no-asr", action="store_true", help="skip Whisper")
-    p.add_argument("--no-mos", action="store_true", help="skip DNSMOS")
-    p.add_argument(
-        "--no-ablation", action="store_true", help="do not also run each method with spectral match off"
-    )
-
-
-def main(args: argparse.Namespace) -> int:
-    import sys
-
-    try:
-        cfg = CloneEvalConfig(
-            manifest=Path(args.manifest),
-            methods=tuple(m.strip() for m in args.methods.split(",") if m.strip()),
-            out=Path(args.out) if args.out else None,
-            limit=args.limit,
-            langs=tuple(x.strip() for x in args.langs.split(",") if x.strip()),
-            asr=not args.no_asr,
-            mos=not args.no_mos,
-            refine_steps=args.refine_steps,
-            spectral_match=args.spectral_match,
-            ablation=not getattr(args, "no_ablation", False),
-        )
-        report = run_clone_eval(cfg)
-    except (ValueError, FileNotFoundError, AssetError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    _print(report["summary"])
-    if cfg.out:
-        print(f"report: {cfg.out / 'clone_report.json'}; plot: {cfg.out / 'clone_similarity.png'}")
-    return 0

@@ -11,9 +11,7 @@ to α=1 is the cost in identity.
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +25,7 @@ from fedtts.voice import load_reference, resolve_reference
 from fedtts.voice.speaker import embed
 from fedtts.voice.style import emotion_from_reference
 
-__all__ = ["EmotionEvalConfig", "run_emotion_eval", "main", "add_args"]
+__all__ = ["EmotionEvalConfig", "run_emotion_eval", "dev_clip"]
 
 SR = 24000
 TEXTS = (
@@ -124,54 +122,10 @@ def run_emotion_eval(cfg: EmotionEvalConfig) -> dict:
     return report
 
 
-def _default(role: str, speaker: str) -> tuple[str, str | None]:
+def dev_clip(role: str, speaker: str) -> tuple[str, str | None]:
     dev = shared_dir() / "data" / "dev"
     for line in (dev / "manifest.jsonl").read_text().splitlines():
         r = json.loads(line)
         if r["speaker"] == speaker and r["role"] == role:
             return str(dev / r["path"]), (r.get("text") or "").lower() or None
     raise ValueError(f"no {role} clip of {speaker} in {dev}")
-
-
-def add_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--speaker-clip", default=None, help="voice to keep (default: dev ls909 prompt)")
-    p.add_argument("--speaker-other", default=None, help="another recording of that speaker")
-    p.add_argument(
-        "--emotion-clip",
-        default=None,
-        help="prosody source (default: dev lsto2609 prompt: wider F0 range, slower)",
-    )
-    p.add_argument("--alphas", default="0,0.25,0.5,0.75,1,1.5")
-    p.add_argument("--out", default="bench/out/emotion")
-
-
-def main(args: argparse.Namespace) -> int:
-    try:
-        spk = args.speaker_clip or _default("prompt", "ls909")[0]
-        other = args.speaker_other or (None if args.speaker_clip else _default("gt", "ls909")[0])
-        emo, emo_text = (args.emotion_clip, None) if args.emotion_clip else _default("prompt", "lsto2609")
-        cfg = EmotionEvalConfig(
-            speaker_clip=Path(spk),
-            emotion_clip=Path(emo),
-            emotion_text=emo_text,
-            speaker_other=Path(other) if other else None,
-            alphas=tuple(float(a) for a in args.alphas.split(",")),
-            out=Path(args.out) if args.out else None,
-        )
-        report = run_emotion_eval(cfg)
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(f"{'alpha':>6}{'F0 range st':>13}{'rate syl/s':>12}{'GE2E spk':>10}{'MFCC spk':>10}")
-    for r in report["rows"]:
-        print(
-            f"{r['alpha']:>6.2f}{r['f0_range_st']:>13.2f}{r['rate_syl_s']:>12.2f}"
-            f"{r['ge2e_to_speaker']:>10.3f}{r['mfcc_to_speaker']:>10.3f}"
-        )
-    e = report["emotion_reference"]
-    print(f"{'ref':>6}{e['f0_range_st']:>13.2f}{e['rate_syl_s']:>12.2f}")
-    for k in ("f0_range_fit", "rate_fit"):
-        f = report[k]
-        print(f"{k}: slope {f['slope']:.2f} of the gap per unit α (R² {f['r2']:.2f}; gap {f['gap']:.2f})")
-    print(f"similarity drop at α=1: GE2E {report['ge2e_drop_at_1']:.3f}, MFCC {report['mfcc_drop_at_1']:.3f}")
-    return 0

@@ -1,15 +1,12 @@
 """Intelligibility check of the speak pipeline: synthesise, transcribe with Whisper base, CER/WER.
 
-``fedtts eval speak`` / ``python -m fedtts.eval.speak_eval``: every ``syn_text`` of the shipped
+``fedtts eval speak``: every ``syn_text`` of the shipped
 examples (voice from each line's prompt clip, as ``fedtts batch`` does) plus the acceptance
 sentences (default voice, as ``fedtts say`` does). Exit 1 if zh CER or en WER exceeds 10 %.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,9 +26,7 @@ __all__ = [
     "SpeakEvalConfig",
     "SpeakEvalReport",
     "evaluate",
-    "add_args",
-    "run",
-    "main",
+    "DEFAULT_EXAMPLES",
 ]
 
 REPO = Path(__file__).resolve().parents[3]
@@ -196,63 +191,3 @@ def evaluate(cfg: SpeakEvalConfig, synthesizer=None, log=print) -> SpeakEvalRepo
         if i.source == "acceptance" and not i.error and i.rate > limit:
             failures.append(f"{i.name}: {'CER' if i.lang == 'zh' else 'WER'} {i.rate:.1%} > {limit:.0%}")
     return SpeakEvalReport(items, zh, en, cfg.cer_max, cfg.wer_max, failures)
-
-
-def add_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--examples", nargs="+", type=Path, default=None, help="GLM-TTS style JSONL files")
-    p.add_argument("--out", type=Path, default=None, help="write the JSON report here")
-    p.add_argument("--voice", default=None, help="one voice for all items instead of each line's prompt")
-    p.add_argument("--no-acceptance", action="store_true", help="skip the two acceptance sentences")
-    p.add_argument("--limit", type=int, default=0, help="first N lines of each file only")
-    p.add_argument("--cer-max", type=float, default=0.10)
-    p.add_argument("--wer-max", type=float, default=0.10)
-    p.add_argument("--phoneme", action="store_true", help="apply the pronunciation dictionary")
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--audio-dir", type=Path, default=None, help="keep the synthesised wavs here")
-
-
-def run(args: argparse.Namespace) -> int:
-    """CLI body: print per-item lines and a summary, write --out, exit 1 if a threshold is exceeded."""
-    cfg = SpeakEvalConfig(
-        examples=list(args.examples) if args.examples else list(DEFAULT_EXAMPLES),
-        voice=args.voice,
-        acceptance=not args.no_acceptance,
-        limit=args.limit,
-        cer_max=args.cer_max,
-        wer_max=args.wer_max,
-        use_phoneme=args.phoneme,
-        threads=args.threads,
-        audio_dir=args.audio_dir,
-    )
-    try:
-        report = evaluate(cfg)
-    except (ValueError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    fmt = lambda v: "n/a" if v is None else f"{v:.1%}"  # noqa: E731
-    print(
-        f"\nzh CER {fmt(report.zh_cer)} (max {cfg.cer_max:.0%})   en WER {fmt(report.en_wer)} (max {cfg.wer_max:.0%})"
-    )
-    for i in report.items:
-        if i.source == "acceptance":
-            print(f"{i.name}: {'CER' if i.lang == 'zh' else 'WER'} {i.rate:.1%}")
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report.as_dict(), ensure_ascii=False, indent=1), encoding="utf-8")
-        print(f"report: {args.out}")
-    if not report.passed:
-        for f in report.failures:
-            print(f"FAIL {f}", file=sys.stderr)
-        return 1
-    print("PASS")
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m fedtts.eval.speak_eval", description=__doc__)
-    add_args(p)
-    return run(p.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -66,6 +66,7 @@ __all__ = [
     "shared_dictionary",
     "finish_sync",
     "merge_dictionaries",
+    "report_lines",
     "run_protocol_local",
 ]
 
@@ -617,3 +618,22 @@ def run_protocol_local(
         reveals[i] = unpack_reveals(blob)
     found, stats = recover_entries(reveals, salt, cfg, sketch)
     return finish_sync(found, stats, cfg, n, withheld)[0]
+
+
+def report_lines(rep: SyncReport) -> list[str]:
+    """Human summary for the CLI."""
+    lines = [f"devices: {rep.devices}   promoted: {len(rep.promoted)}"]
+    for p in rep.promoted:
+        nc = "-" if p.noisy_count is None else f"{p.noisy_count:.1f}"
+        lines.append(
+            f"  {json.dumps({'grapheme': p.grapheme, 'phoneme': p.phoneme}, ensure_ascii=False)}"
+            f"  devices={p.devices} noisy_count={nc}"
+        )
+    lines.append(f"encrypted but below k: {rep.tags_below_k}   undecryptable: {rep.rejected}")
+    for c in rep.conflicts:
+        lines.append(f"  conflict {c}")
+    lines.append(
+        f"privacy of the count sketch: epsilon={rep.epsilon:.3f} delta={rep.delta:g} "
+        f"(sigma={rep.sigma:.2f}, L2 sensitivity={rep.sensitivity:.2f})"
+    )
+    return lines

@@ -9,7 +9,6 @@ simulation, via the partition id indexing the folder list given to ``make_client
 
 from __future__ import annotations
 
-import json
 import logging
 import secrets
 import threading
@@ -38,9 +37,7 @@ from flwr.server.strategy import Strategy
 from flwr.server.workflow import DefaultWorkflow, SecAggPlusWorkflow
 from flwr.serverapp import Grid, ServerApp
 
-from fedtts.engine.assets import data_dir
 from fedtts.federated.dictsync import (
-    DICT_FILE,
     SHARED_DICT_FILE,
     DevicePolicy,
     SketchConfig,
@@ -51,13 +48,11 @@ from fedtts.federated.dictsync import (
     finish_sync,
     load_device_entries,
     make_reveals,
-    merge_dictionaries,
     pack_reveals,
     recover_entries,
     select_entries,
     unpack_reveals,
 )
-from fedtts.frontend.dictionary import DictionaryError, PronunciationDict
 
 __all__ = ["SyncOutcome", "RecordingGrid", "make_client_app", "make_server_app", "simulate", "message_bytes"]
 
@@ -339,76 +334,3 @@ def simulate(
     if outcome.report is None and outcome.error is None:
         outcome.error = "the ServerApp did not finish (see the Flower log)"
     return outcome
-
-
-def report_lines(rep: SyncReport) -> list[str]:
-    """Human summary for the CLI."""
-    lines = [f"devices: {rep.devices}   promoted: {len(rep.promoted)}"]
-    for p in rep.promoted:
-        nc = "-" if p.noisy_count is None else f"{p.noisy_count:.1f}"
-        lines.append(
-            f"  {json.dumps({'grapheme': p.grapheme, 'phoneme': p.phoneme}, ensure_ascii=False)}"
-            f"  devices={p.devices} noisy_count={nc}"
-        )
-    lines.append(f"encrypted but below k: {rep.tags_below_k}   undecryptable: {rep.rejected}")
-    for c in rep.conflicts:
-        lines.append(f"  conflict {c}")
-    lines.append(
-        f"privacy of the count sketch: epsilon={rep.epsilon:.3f} delta={rep.delta:g} "
-        f"(sigma={rep.sigma:.2f}, L2 sensitivity={rep.sensitivity:.2f})"
-    )
-    return lines
-
-
-def cmd_dict_sync(args) -> int:
-    """`fedtts fl dict-sync`: one simulated sync over the given device folders."""
-    import sys
-
-    dirs: list[Path] = [Path(d) for d in args.devices]
-    if args.devices_root:
-        root = Path(args.devices_root)
-        dirs += sorted(p for p in root.iterdir() if (p / DICT_FILE).is_file()) if root.is_dir() else []
-    if len(dirs) < 3:
-        print(f"error: need at least 3 device folders holding {DICT_FILE}, got {len(dirs)}", file=sys.stderr)
-        return 2
-    try:
-        cfg = SketchConfig(
-            k=args.k,
-            n_buckets=args.buckets,
-            n_hashes=args.hashes,
-            max_entries=args.max_entries,
-            noise_multiplier=args.noise_multiplier,
-            noise=args.noise,
-            min_clients=args.min_clients or len(dirs),
-            delta=args.delta,
-            gate_sigmas=args.gate_sigmas,
-            kdf_log2_n=args.kdf_log2_n,
-        ).validate()
-        truth = [load_device_entries(d) for d in dirs]
-    except (ValueError, DictionaryError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    out = Path(args.out) if args.out else None
-    if out is None:
-        out = data_dir() / "federated" / "dictionary"
-    outcome = simulate(dirs, cfg, out, policy=DevicePolicy(min_k=min(cfg.k, 5)), verbose=args.verbose)
-    if outcome.report is None:
-        print(f"error: {outcome.error}", file=sys.stderr)
-        return 1
-    rep = outcome.report
-    print("\n".join(report_lines(rep)))
-    distinct = {e for t in truth for e in t}
-    print(
-        f"entries across devices: {len(distinct)} distinct; {len(distinct) - len(rep.promoted)} stayed private "
-        f"({rep.tags_below_k} only as k-threshold ciphertexts, the rest never left a device except inside "
-        "the noisy SecAgg+ sum)"
-    )
-    print(f"shared dictionary: {out / SHARED_DICT_FILE}")
-    if args.merge_into:
-        local_path = Path(args.merge_into)
-        local = PronunciationDict.load(local_path) if local_path.is_file() else PronunciationDict()
-        merged = merge_dictionaries(local, PronunciationDict.load(out / SHARED_DICT_FILE))
-        merged_path = local_path.with_name(local_path.stem + ".merged.jsonl")
-        merged.save(merged_path)
-        print(f"merged (local entries win): {merged_path}")
-    return 0

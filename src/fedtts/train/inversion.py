@@ -1,4 +1,4 @@
-"""Style inversion check (``python -m fedtts.train.inversion``): invert toward a dev speaker, judge it.
+"""Style inversion check (``fedtts eval inversion``): invert toward a dev speaker, judge it.
 
 Why here and not in :mod:`fedtts.engine.inversion`: the optimiser is what refine mode runs; this is
 the measurement around it (renders with its own ONNX engine, Whisper, espeak-ng phonemes), which
@@ -8,10 +8,10 @@ and, for the Whisper error, the ``[eval]`` extra.
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +31,7 @@ from fedtts.engine.torch_speaker import (
 )
 from fedtts.eval.torch_asr import error_rate, transcribe
 
-__all__ = ["evaluate_style", "main"]
+__all__ = ["InversionCheck", "check_speaker", "evaluate_style"]
 
 
 def evaluate_style(
@@ -95,39 +95,38 @@ def _espeak(text: str) -> str:
     return " ".join(out.stdout.split())
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Invert toward one dev speaker (prompt clip) and evaluate on its held-back clips."""
-    ap = argparse.ArgumentParser(description="style inversion check on a dev speaker")
-    ap.add_argument("--speaker", default="ls909")
-    ap.add_argument("--steps", type=int, default=60)
-    ap.add_argument("--data", default=str(shared_dir() / "data" / "dev"))
-    args = ap.parse_args(argv)
-    root = Path(args.data)
+@dataclass
+class InversionCheck:
+    """Held-back measures of a dev speaker before (the prior's mean style) and after inversion."""
+
+    speaker: str
+    steps: int
+    seconds: float
+    objective: tuple[float, float]  # first, best
+    start: dict[str, float]
+    end: dict[str, float]
+
+
+def check_speaker(speaker: str, steps: int = 60, data: Path | None = None) -> InversionCheck:
+    """Invert toward one dev speaker (its prompt clip) and measure on its held-back clips.
+
+    Raises ValueError when the speaker has no prompt clip or no held-back clips in ``data``.
+    """
+    root = Path(data) if data else shared_dir() / "data" / "dev"
     rows = [json.loads(x) for x in (root / "manifest.jsonl").read_text().splitlines() if x.strip()]
-    mine = [r for r in rows if r["speaker"] == args.speaker]
+    mine = [r for r in rows if r["speaker"] == speaker]
     fit = [str(root / r["path"]) for r in mine if r["role"] == "prompt"]
     held = [str(root / r["path"]) for r in mine if r["role"] != "prompt"]
     if not fit or not held:
-        print(f"speaker {args.speaker} needs a prompt clip and held-back clips in {root}")
-        return 2
-    others = [r for r in rows if r["lang"] == "en" and r["speaker"] != args.speaker]
+        raise ValueError(f"speaker {speaker} needs a prompt clip and held-back clips in {root}")
+    others = [r for r in rows if r["lang"] == "en" and r["speaker"] != speaker]
     background = np.stack([mfcc_stats(load_audio(str(root / r["path"]))) for r in others])
     model = load_torch_model()
     prior = style_prior()
     res = invert_style(
-        model, fit, [_espeak(t) for t in _FIT_TEXTS], InversionConfig(steps=args.steps), prior=prior
+        model, fit, [_espeak(t) for t in _FIT_TEXTS], InversionConfig(steps=steps), prior=prior
     )
     texts = [(t, _espeak(t)) for t in _EVAL_TEXTS]
     start = evaluate_style(prior.pack(prior.mean), held, texts, background=background)
     end = evaluate_style(res.pack, held, texts, background=background)
-    print(
-        f"speaker {args.speaker}: {args.steps} steps in {res.seconds:.0f} s; objective {res.curve[0]:.3f} -> {min(res.curve):.3f}"
-    )
-    print(f"{'held-back measure':<22}{'start':>10}{'end':>10}")
-    for k in start:
-        print(f"{k:<22}{start[k]:>10.3f}{end[k]:>10.3f}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    return InversionCheck(speaker, steps, res.seconds, (res.curve[0], min(res.curve)), start, end)

@@ -8,26 +8,23 @@ the current tuner's one-pass style (the shipped ``tuner_v2`` was trained on targ
 ``tuner_v1``). Results are cached one file per speaker (resumable), in a folder keyed by the fit
 settings and the start tuner's version.
 
-    python -m fedtts.train.recon_targets [--manifest M] [--limit N] [--budget S] [--steps K]
+    fedtts train recon-targets [--manifest M] [--limit N] [--budget S] [--steps K]
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import hashlib
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
 from fedtts.base.tuner_weights import pack_to_style, stock_prior
-from fedtts.engine.assets import cache_dir, shared_dir
+from fedtts.engine.assets import cache_dir
 from fedtts.engine.reconstruction import ReconConfig, TranscriptMismatch, fit_style
 from fedtts.engine.torch_model import load_torch_model
-from fedtts.train.tuner import load_targets
 from fedtts.voice.reference import load_reference
 from fedtts.voice.refine import reference_phonemes
 from fedtts.voice.tuner import VoiceTuner
@@ -95,25 +92,3 @@ def fit_targets(manifest: Path, cfg: ReconConfig, speakers: list[str] | None = N
             flush=True,
         )
     return folder
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--manifest", default=str(shared_dir() / "data" / "train" / "manifest.jsonl"))
-    ap.add_argument("--limit", type=int, default=0, help="first N speakers (sorted), 0 = all")
-    ap.add_argument("--speakers", default="", help="comma-separated speaker ids (overrides --limit)")
-    ap.add_argument("--budget", type=float, default=0.0, help="seconds per fit (0: no limit, reproducible)")
-    ap.add_argument("--steps", type=int, default=20)
-    args = ap.parse_args(argv)
-    manifest = Path(args.manifest)
-    cfg = ReconConfig(steps=args.steps, time_budget_s=args.budget).validate()
-    speakers = args.speakers.split(",") if args.speakers else sorted(prompt_rows(manifest))
-    if args.limit and not args.speakers:
-        speakers = speakers[: args.limit]
-    folder = fit_targets(manifest, cfg, speakers)
-    print(f"targets in {folder}: {len(load_targets(folder))}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

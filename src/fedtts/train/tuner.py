@@ -12,10 +12,8 @@ FedProx term that keeps a client near the global model it started from.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -24,8 +22,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from fedtts.base.tuner_weights import N_EMB, N_FEATURES, WEIGHTS_FILE, TunerWeights, stock_prior
-from fedtts.engine.assets import cache_dir, shared_dir
+from fedtts.base.tuner_weights import N_EMB, N_FEATURES, TunerWeights, stock_prior
 from fedtts.voice.bank import default_bank
 from fedtts.voice.enroll import enroll_features
 from fedtts.voice.prosody import TRACKER_VERSION
@@ -294,37 +291,3 @@ def train_tuner(
     _plot(curves, plots / f"{w.version}_curve.png", f"{w.version}: tuner fit")
     (plots / f"{w.version}_log.json").write_text(json.dumps({**info, "curves": curves}, indent=1))
     return info
-
-
-def main(args: argparse.Namespace) -> int:
-    """``fedtts train tuner``."""
-    default = shared_dir() / "data" / "train" / "manifest.jsonl"
-    manifest = None if args.synthetic_only else Path(args.manifest or default)
-    if manifest is not None and not args.recon_targets and not args.out:  # a usage error: said first
-        # the shipped tuner learns its timbre from reconstruction targets; bank targets alone would replace it
-        # with a weaker model, so that needs an explicit --out
-        print(
-            f"error: the shipped {WEIGHTS_FILE} is trained on reconstruction targets: pass --recon-targets DIR "
-            "(python -m fedtts.train.recon_targets), or --out FILE for a tuner trained on style-bank matches",
-            file=sys.stderr,
-        )
-        return 2
-    if manifest is not None and not manifest.is_file():
-        print(f"error: training manifest not found: {manifest}", file=sys.stderr)
-        return 2
-    default_name = "tuner_v0_synthetic.npz" if manifest is None else WEIGHTS_FILE
-    out = Path(args.out) if args.out else Path(__file__).resolve().parents[1] / "data" / default_name
-    cfg = FitConfig(epochs=args.epochs, lr=args.lr, l2=args.l2, seed=args.seed)
-    recon = None
-    if args.recon_targets:
-        if manifest is None:
-            print("error: --recon-targets needs real speakers (not --synthetic-only)", file=sys.stderr)
-            return 2
-        recon = load_targets(Path(args.recon_targets))
-        if not recon:
-            print(f"error: --recon-targets {args.recon_targets}: no fitted styles there", file=sys.stderr)
-            return 2
-    info = train_tuner(manifest, out, Path(args.plots), cfg, cache=cache_dir() / "train", recon_targets=recon)
-    print(json.dumps(info, indent=1))
-    print(f"saved {out}; curves in {args.plots}")
-    return 0

@@ -259,16 +259,25 @@ class ProfileStore:
             clip_sha256=str(meta.get("clip_sha256") or voice.meta.get("clip_sha256") or ""),
             via=consent_via if consent_via in CONSENT_VIA else "cli",
         ).to_dict()
+        clip: dict[str, bytes] = {}
+        if keep_clip:
+            if reference is None or reference.path is None:
+                raise VoiceError("--keep-clip needs the reference file")
+            clip_file = "clip" + reference.path.suffix.lower()
+            clip[clip_file] = reference.path.read_bytes()
+            meta["clip_file"] = clip_file
+        self._write(name, voice.pack.astype(np.float32), meta, clip)
+        return ProfileInfo(name, meta, d)
+
+    def _write(self, name: str, pack: np.ndarray, meta: dict, files: dict[str, bytes]) -> None:
+        """Write a profile folder whole or not at all: built beside it, then swapped in."""
         self.root.mkdir(parents=True, exist_ok=True)
+        d = self._dir(name)
         tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=self.root))
         try:
-            np.save(tmp / "pack.npy", voice.pack.astype(np.float32))
-            if keep_clip:
-                if reference is None or reference.path is None:
-                    raise VoiceError("--keep-clip needs the reference file")
-                clip_file = "clip" + reference.path.suffix.lower()
-                shutil.copyfile(reference.path, tmp / clip_file)
-                meta["clip_file"] = clip_file
+            np.save(tmp / "pack.npy", pack)
+            for member, data in files.items():
+                (tmp / member).write_bytes(data)
             (tmp / "meta.json").write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
             if d.exists():
                 shutil.rmtree(d)
@@ -276,7 +285,6 @@ class ProfileStore:
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
-        return ProfileInfo(name, meta, d)
 
     def remove(self, name: str) -> None:
         d = self._dir(name)
@@ -337,17 +345,5 @@ class ProfileStore:
             # kept, but unusable until the user confirms the speaker's consent (`fedtts voice consent`)
             meta.update(consent=False, consent_status="unknown")
             meta.pop("consent_record", None)
-        self.root.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{new_name}.", dir=self.root))
-        try:
-            np.save(tmp / "pack.npy", voice.pack)
-            for m, data in clip.items():
-                (tmp / m).write_bytes(data)
-            (tmp / "meta.json").write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
-            if d.exists():
-                shutil.rmtree(d)
-            os.replace(tmp, d)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
+        self._write(new_name, voice.pack, meta, clip)
         return ProfileInfo(new_name, meta, d)

@@ -1,7 +1,7 @@
-"""`fedtts fl simulate` and `fedtts fl deploy …`: federated tuner training, one machine or many.
+"""``fedtts fl simulate | report`` and ``fedtts fl deploy …``: federated tuner training, one machine or many.
 
-Why separate from cli.py: cli.py keeps the registry commands; this module owns the run commands and
-only adds its sub-commands to the same `fl` group.
+Why separate from :mod:`.fl`: that module keeps the registry commands; this one owns the run commands
+and adds its sub-commands to the same ``fl`` group.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+from fedtts.app.cli.errors import CliError
 from fedtts.federated.config import DP_MODES, GATE_METRICS, STRATEGIES, FLConfig
 from fedtts.federated.data import train_speakers
 from fedtts.federated.deploy import (
@@ -159,24 +160,17 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     out = Path(args.out)
     registry = args.registry or str(out / "models")
     if args.clients < 2:  # checked before any import: a usage error, not a failed run
-        print(
-            f"error: --clients must be at least 2 (one per training speaker), got {args.clients}",
-            file=sys.stderr,
-        )
-        return 2
+        raise CliError(f"--clients must be at least 2 (one per training speaker), got {args.clients}", 2)
     try:
         cfg = _cfg_from_args(args, registry=registry, out_dir=str(out))
 
         n_spk = len(train_speakers())
     except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        raise CliError(str(e), 2) from e
     if args.clients > n_spk:
-        print(
-            f"error: --clients must be in [2, {n_spk}] (one client per training speaker), got {args.clients}",
-            file=sys.stderr,
+        raise CliError(
+            f"--clients must be in [2, {n_spk}] (one client per training speaker), got {args.clients}", 2
         )
-        return 2
     t0 = time.perf_counter()
     res = simulate(cfg, args.clients, verbose=args.verbose)
     print(
@@ -209,8 +203,7 @@ def _cmd_deploy_superlink(args: argparse.Namespace) -> int:
     d = Path(args.dir)
     pki = Pki(d / "pki/ca.crt", d / "pki/ca.key", d / "pki/server.pem", d / "pki/server.key")
     if not pki.server_cert.is_file():
-        print(f"error: run `fedtts fl deploy init --dir {d}` first", file=sys.stderr)
-        return 2
+        raise CliError(f"run `fedtts fl deploy init --dir {d}` first", 2)
     proc = start_superlink(d, pki, host=args.host, port=args.port, env={"FLWR_HOME": str(d / "flwr_home")})
     _save_pid(d, proc)
     connect = (
@@ -260,8 +253,7 @@ def _cmd_deploy_run(args: argparse.Namespace) -> int:
             population=args.population,
         )
     except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        raise CliError(str(e), 2) from e
     rc = cfg.to_run_config()
     rc["progress"] = False
     r = flwr_run(d / "flwr_home", rc, timeout=args.timeout, log=d / "logs" / "flwr_run.log")
@@ -296,8 +288,7 @@ def _cmd_deploy_local(args: argparse.Namespace) -> int:
     d = Path(args.dir)
     data_dirs = [Path(x) for x in args.data_dirs]
     if len(data_dirs) < 2:
-        print("error: give at least 2 --data-dirs (one per SuperNode)", file=sys.stderr)
-        return 2
+        raise CliError("give at least 2 --data-dirs (one per SuperNode)", 2)
     try:
         cfg = _cfg_from_args(
             args,
@@ -306,8 +297,7 @@ def _cmd_deploy_local(args: argparse.Namespace) -> int:
             population=len(data_dirs),
         )
     except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        raise CliError(str(e), 2) from e
     env = {"FLWR_HOME": str(d / "flwr_home")}
     pki = make_pki(d / "pki", ["127.0.0.1", "localhost"])
     procs = []
@@ -316,8 +306,7 @@ def _cmd_deploy_local(args: argparse.Namespace) -> int:
         procs.append(sl)
         host, port = sl.extra["address"].split(":")
         if not wait_port(host, int(port), 60):
-            print(f"error: SuperLink did not come up, see {sl.log}", file=sys.stderr)
-            return 1
+            raise CliError(f"SuperLink did not come up, see {sl.log}", 1)
         write_flwr_home(d / "flwr_home", sl.extra["address"], pki.ca_cert)
         for i, dd in enumerate(data_dirs):
             priv, pub = make_node_key(d / "keys", f"node{i}")
@@ -343,18 +332,15 @@ def _cmd_report(args: argparse.Namespace) -> int:
         if not isinstance(rows, list) or not all(isinstance(r, dict) and "round" in r for r in rows):
             raise TypeError("'rounds' is not a list of rounds")
     except (OSError, UnicodeDecodeError) as e:
-        print(f"error: {path}: cannot read it ({getattr(e, 'strerror', None) or e})", file=sys.stderr)
-        return 2
+        raise CliError(f"{path}: cannot read it ({getattr(e, 'strerror', None) or e})", 2) from e
     except (ValueError, TypeError, KeyError) as e:  # JSONDecodeError is a ValueError
-        print(
-            f"error: {path}: not a run's fl_metrics.json ({type(e).__name__}: {e}); "
+        raise CliError(
+            f"{path}: not a run's fl_metrics.json ({type(e).__name__}: {e}); "
             "give the file `fedtts fl simulate` writes in its --out folder",
-            file=sys.stderr,
-        )
-        return 2
+            2,
+        ) from e
     if not rows:
-        print(f"error: {path}: the run has no finished rounds yet", file=sys.stderr)
-        return 2
+        raise CliError(f"{path}: the run has no finished rounds yet", 2)
     data["rounds"] = rows
     print(summary_table(data["rounds"]))
     if args.plot:

@@ -1,31 +1,38 @@
-"""``fedtts`` command line: say, phonemize, batch, cache, voices (+ other teams' groups via register()).
+"""``fedtts say | phonemize | batch | book | cache | outputs | voices``: speech from text, and its files.
 
-Heavy modules (onnxruntime, torch, gradio) are imported inside the handlers so ``fedtts --help`` is fast.
-Expected errors print one ``error: …`` line (exit 2 for bad input/usage, 1 for failures); ``--verbose``
-adds the traceback.
+Each handler is thin over a library call (:class:`~fedtts.pipeline.Synthesizer`, :func:`run_batch`,
+:func:`render_book`, :func:`prune_outputs`) and raises :class:`CliError` for what the user must change.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
-import logging
-import signal
+import dataclasses
 import sys
-import threading
 import time
-import traceback
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+
+import numpy as np
+import soundfile as sf
+from tqdm import tqdm
 
 from fedtts.app.batch import BatchConfig, BatchError, run_batch
+from fedtts.app.cli import voice as voice_cli
+from fedtts.app.cli.errors import CliError
+from fedtts.app.cli.options import (
+    SPECTRAL_HELP,
+    add_synthesis_args,
+    checked_dict,
+    make_synthesizer,
+    match_strength,
+    options_from_args,
+    read_text,
+    resolve_voice,
+    shape_voice,
+)
 from fedtts.app.service import check_output_root, parse_duration, prune_outputs
-from fedtts.engine.onnx_engine import BACKENDS, DEFAULT_BACKEND, EngineConfig
-from fedtts.frontend import DictionaryError, Frontend, FrontendConfig, PronunciationDict
+from fedtts.frontend import Frontend, FrontendConfig
 from fedtts.frontend.cache import cache_clear, cache_info
-from fedtts.pipeline import SynthesisOptions
 from fedtts.pipeline.audio_io import (
     AudioFormatError,
     atomic_path,
@@ -35,226 +42,17 @@ from fedtts.pipeline.audio_io import (
     write_audio,
 )
 from fedtts.pipeline.book import BookConfig, BookError, read_book, render_book, size_warning
-from fedtts.pipeline.runtime import Runtime
 from fedtts.pipeline.timing import Timeline, subtitle_format, write_subtitles
 from fedtts.pipeline.watermark import output_tags
-from fedtts.voice import (
-    DEFAULT_VOICE,
-    load_reference,
-    resolve_reference,
-    resolve_voice_name,
-    stock_voice_names,
-)
-from fedtts.voice.refine import refine_voice
-from fedtts.voice.store import ProfileStore
-from fedtts.voice.style import VoiceShape
-from fedtts.voice.style import shape_voice as compose_shape
 
-__all__ = ["main", "build_parser", "PLUGINS", "DEFAULT_VOICE", "CliError"]
+__all__ = ["register", "cmd_say", "cmd_phonemize", "cmd_batch", "cmd_book", "cmd_cache", "cmd_outputs"]
 
 MAX_SAY_CHARS = 20000
 PROGRESS_MIN_CHARS = 200  # `say` without --stream shows a progress bar from this text length on
 
-# Subcommand groups owned by other parts: (module, function). Missing module → skipped; a module that
-# exists but fails to import is an error. Order matters: groups that create "eval"/"train" come before
-# fedtts.app.cli_voice, which adds to those groups when they exist.
-PLUGINS: list[tuple[str, str]] = [
-    ("fedtts.eval.cli", "register"),
-    ("fedtts.engine.cli_train", "register"),
-    ("fedtts.federated.cli", "register"),
-    ("fedtts.app.cli_serve", "register"),
-    ("fedtts.app.cli_wyoming", "register"),
-    ("fedtts.app.cli_voice", "register"),
-    ("fedtts.app.cli_detect", "register"),
-]
-
-log = logging.getLogger("fedtts")
-
-
-class CliError(Exception):
-    """An expected failure: message for the user and the exit code."""
-
-    def __init__(self, message: str, code: int = 1):
-        super().__init__(message)
-        self.code = code
-
-
-class Terminated(BaseException):
-    """SIGTERM, raised in the main thread so it unwinds like Ctrl-C: partial ``.part`` files go away."""
-
-
-def _on_sigterm(signum, frame) -> None:
-    raise Terminated()
-
-
-# ---------------------------------------------------------------------- shared options
-
-
-def add_synthesis_args(p: argparse.ArgumentParser) -> None:
-    """Options shared by ``say`` and ``batch`` (and reusable by other commands)."""
-    p.add_argument(
-        "--voice", default=None, help=f"stock/saved voice or blend 'a:0.7,b:0.3' (default {DEFAULT_VOICE})"
-    )
-    p.add_argument("--sample-rate", "--sample_rate", type=int, default=24000, choices=(24000, 32000))
-    p.add_argument("--speed", type=float, default=1.0, help="speaking rate, 0.25–4 (default 1)")
-    p.add_argument("--seed", type=int, default=None, help="random seed (output is deterministic anyway)")
-    p.add_argument(
-        "--phoneme",
-        "--use_phoneme",
-        "--use-phoneme",
-        dest="phoneme",
-        action="store_true",
-        help="apply the pronunciation dictionary (configs/G2P_replace_dict.jsonl)",
-    )
-    p.add_argument(
-        "--dict",
-        default=None,
-        metavar="JSONL",
-        help="pronunciation dictionary file to apply instead of the shipped one (implies --phoneme)",
-    )
-    p.add_argument(
-        "--use_cache", "--use-cache", dest="use_cache", action="store_true", help="front-end disk cache"
-    )
-    p.add_argument("--threads", type=int, default=2, help="onnxruntime threads (default 2)")
-    p.add_argument(
-        "--backend",
-        choices=BACKENDS,
-        default=DEFAULT_BACKEND,
-        help=f"inference back end (default {DEFAULT_BACKEND}; one that cannot load falls back to it)",
-    )
-    p.add_argument(
-        "--no-watermark",
-        dest="watermark",
-        action="store_false",
-        help="do not mark a cloned voice's output (warned, and recorded in the file's tags)",
-    )
-
-
-def options_from_args(args: argparse.Namespace):
-    try:
-        return SynthesisOptions(
-            sample_rate=args.sample_rate,
-            speed=args.speed,
-            seed=args.seed,
-            use_phoneme=bool(args.phoneme) or bool(getattr(args, "dict", None)),
-            use_cache=bool(args.use_cache),
-            watermark=bool(getattr(args, "watermark", True)),
-        ).validate()
-    except ValueError as e:
-        raise CliError(str(e), 2) from e
-
-
-def make_synthesizer(args: argparse.Namespace):
-    """This command's synthesizer, on the process's one :class:`Runtime` (one model session)."""
-    try:
-        ecfg = EngineConfig(
-            threads=args.threads, backend=getattr(args, "backend", DEFAULT_BACKEND)
-        ).validate()
-    except ValueError as e:
-        raise CliError(str(e), 2) from e
-    fcfg = None
-    if getattr(args, "dict", None):
-        fcfg = FrontendConfig(dict_path=_checked_dict(args))
-    return Runtime(engine_config=ecfg, frontend_config=fcfg).synthesizer()
-
-
-def _checked_dict(args: argparse.Namespace) -> Path:
-    """The --dict file, read and validated now (a bad line is a usage error naming file:line), with a
-    warning when --phoneme was not given: a user who names a dictionary wants it applied, so it is."""
-    path = Path(args.dict)
-    if not path.is_file():
-        raise CliError(f"--dict: dictionary file not found: {path}", 2)
-    try:
-        n = len(PronunciationDict.load(path).entries)
-    except DictionaryError as e:
-        raise CliError(f"--dict: {e}", 2) from e
-    if not getattr(args, "phoneme", False):
-        log.warning(
-            "--dict without --phoneme: applying %s (%d entries) anyway; --dict implies --phoneme", path, n
-        )
-    return path
-
-
-SPECTRAL_HELP = "match a --ref clone's long-term spectrum to the clip: 0 off, 1 full (default), up to 1.5"
-
-
-def match_strength(value: str) -> float:
-    try:
-        s = float(value)
-    except ValueError:
-        s = float("nan")
-    if not 0.0 <= s <= 1.5:
-        raise argparse.ArgumentTypeError(
-            f"spectral-match strength must be a number in [0, 1.5], got {value!r}"
-        )
-    return s
-
-
-def resolve_voice(
-    spec: str | None,
-    ref: str | None = None,
-    ref_text: str | None = None,
-    refine: int = 0,
-    spectral_match: float = 1.0,
-    synth=None,
-):
-    """``--voice`` spec or ``--ref`` clip → Voice; says on stderr which voice was chosen. ``synth``:
-    the command's synthesizer, whose model a clone method that renders uses."""
-    if ref:
-        reference = load_reference(ref, text=ref_text)
-        for w in reference.warnings:
-            print(f"warning: {ref}: {w}", file=sys.stderr)
-        engine = synth.engine if synth is not None else None
-        voice = resolve_reference(reference, spectral_match=spectral_match, engine=engine)
-        if refine:
-            try:
-                voice = refine_voice(voice, reference, steps=refine, progress=True)
-            except ImportError as e:  # torch is imported when refining starts
-                raise CliError(f"--refine needs the [train] extra (torch): {e}", 1) from e
-        base = voice.meta.get("base")
-        how = voice.meta.get("method", "resolver")
-        print(
-            f"voice: {voice.name} from reference {ref} ({how}{', base ' + base if base else ''})",
-            file=sys.stderr,
-        )
-        return voice
-
-    return resolve_voice_name(spec or DEFAULT_VOICE)
-
-
-def shape_voice(voice, args: argparse.Namespace, synth):
-    """``--emotion-ref/--emotion-strength`` and ``--pitch/--expressiveness`` through the one voice
-    composition (:func:`fedtts.voice.style.shape_voice`); an emotion clip is measured on ``synth``'s model."""
-    ref = getattr(args, "emotion_ref", None)
-    if getattr(args, "emotion_ref_text", None) and not (ref and Path(ref).is_file()):
-        raise CliError("--emotion-ref-text needs --emotion-ref CLIP", 2)
-    if getattr(args, "emotion_strength", 1.0) != 1.0 and not ref:
-        raise CliError("--emotion-strength needs --emotion-ref CLIP|VOICE", 2)
-    shape = VoiceShape(
-        emotion_strength=getattr(args, "emotion_strength", 1.0),
-        pitch_st=getattr(args, "pitch", 0.0),
-        expressiveness=getattr(args, "expressiveness", 1.0),
-    )
-    if ref and Path(ref).is_file():
-        shape.emotion_reference = load_reference(ref, text=getattr(args, "emotion_ref_text", None))
-        for w in shape.emotion_reference.warnings:
-            print(f"warning: {ref}: {w}", file=sys.stderr)
-    elif ref:
-        shape.emotion_voice = resolve_voice_name(ref)
-    return compose_shape(voice, shape, engine=synth.engine)
-
-
-# ---------------------------------------------------------------------- commands
-
-
-def _read_text(text: str) -> str:
-    if text == "-":
-        return sys.stdin.read()
-    return text
-
 
 def cmd_say(args: argparse.Namespace) -> int:
-    text = _read_text(args.text)
+    text = read_text(args.text)
     if not text.strip():
         raise CliError("text is empty: give something to say", 2)
     if args.max_chars and len(text) > args.max_chars:
@@ -340,8 +138,6 @@ def _synthesize_with_progress(synth, text: str, voice, options, quiet: bool = Fa
     """``synth.synthesize``, with a tqdm bar (ETA) on stderr for long texts: minutes are not silent."""
     if quiet or len(text) < PROGRESS_MIN_CHARS:
         return synth.synthesize(text, voice, options)
-    from tqdm import tqdm
-
     total = sum(1 for c in text if not c.isspace())
     last_text = [None]
     with tqdm(total=total, unit="char", desc="say", file=sys.stderr, dynamic_ncols=True) as bar:
@@ -359,8 +155,6 @@ def _synthesize_with_progress(synth, text: str, voice, options, quiet: bool = Fa
 def _say_stream(synth, text, voice, options, out: str, fmt: str) -> tuple[int, float, list]:
     """Write chunks as they come: raw PCM to stdout, or progressively into ``OUT.part`` → ``OUT``.
     Returns (chunks, seconds of audio, word timings from the start)."""
-    import numpy as np
-
     timeline = Timeline()
     counted = [0, 0.0]
 
@@ -377,8 +171,6 @@ def _say_stream(synth, text, voice, options, out: str, fmt: str) -> tuple[int, f
             stdout.write(to_int16(chunk.audio).tobytes())
             stdout.flush()
     elif fmt in ("wav", "flac"):
-        import soundfile as sf
-
         with atomic_path(out) as tmp:
             sub = "PCM_16"
             with sf.SoundFile(tmp, "w", options.sample_rate, 1, format=fmt.upper(), subtype=sub) as f:
@@ -402,14 +194,12 @@ def _report_chunk(chunk) -> None:
 
 
 def cmd_phonemize(args: argparse.Namespace) -> int:
-    import dataclasses
-
-    text = _read_text(args.text)
+    text = read_text(args.text)
     if not text.strip():
         raise CliError("text is empty: give something to phonemize", 2)
     cfg = FrontendConfig(use_dict=bool(args.phoneme) or bool(args.dict), use_cache=bool(args.use_cache))
     if args.dict:
-        cfg = dataclasses.replace(cfg, dict_path=_checked_dict(args))
+        cfg = dataclasses.replace(cfg, dict_path=checked_dict(args))
     fe = Frontend(cfg.validate())
     if not args.detail:
         print(fe.phonemize(text))
@@ -442,8 +232,6 @@ def cmd_batch(args: argparse.Namespace) -> int:
 def cmd_book(args: argparse.Namespace) -> int:
     """An audiobook: one audio + subtitle file per chapter, then one M4B/MP3 with chapter marks.
     Exit 2 for an unreadable book or option (nothing is made); a second run resumes."""
-    from tqdm import tqdm
-
     options = options_from_args(args)
     subtitles = None if args.subtitles == "none" else args.subtitles
     cfg = BookConfig(
@@ -541,25 +329,8 @@ def cmd_outputs(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_voices(args: argparse.Namespace) -> int:
-    for name in stock_voice_names():
-        print(f"{name}\tstock")
-    if importlib.util.find_spec("fedtts.voice.store") is not None:
-        for info in ProfileStore().list():
-            print(f"{info.name}\tsaved")
-    return 0
-
-
-# ---------------------------------------------------------------------- parser
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="fedtts", description="Privacy-first voice-cloning TTS for Mandarin and English, on CPU."
-    )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log details and show tracebacks")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-
+def register(sub) -> None:
+    """Add the synthesis commands to the ``fedtts`` sub-command group."""
     p = sub.add_parser("say", help="speak a text into an audio file (or stream it)")
     p.add_argument("text", help="text to speak ('-' reads stdin)")
     p.add_argument("--ref", default=None, metavar="CLIP", help="reference clip of the voice to clone")
@@ -653,109 +424,5 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="list what would be removed, remove nothing")
     p.set_defaults(func=cmd_outputs)
 
-    p = sub.add_parser("voices", help="list stock voices (and saved ones)")
-    p.set_defaults(func=cmd_voices)
-
-    for module, fn in PLUGINS:
-        _load_plugin(sub, module, fn)
-    return parser
-
-
-def standalone_main(register: Callable[[Any], None], argv: list[str] | None = None) -> int:
-    """Run one command group on its own (``python -m fedtts.app.cli_serve serve ...``)."""
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    parser = argparse.ArgumentParser(prog="fedtts")
-    register(parser.add_subparsers(dest="cmd", required=True))
-    args = parser.parse_args(argv)
-    return int(args.func(args) or 0)
-
-
-def _load_plugin(sub, module: str, fn: str) -> None:
-    try:
-        if importlib.util.find_spec(module) is None:
-            return
-    except ModuleNotFoundError:
-        return
-    try:
-        mod = importlib.import_module(module)
-        getattr(mod, fn)(sub)
-    except Exception as e:  # a broken plugin must be loud, not silently missing
-        raise CliError(f"command plugin {module} failed to load: {type(e).__name__}: {e}", 1) from e
-
-
-# ---------------------------------------------------------------------- main
-
-
-def _expected_errors() -> tuple[tuple[type, ...], tuple[type, ...]]:
-    """(bad input → exit 2, failures → exit 1), importing only what is already loaded/cheap."""
-    usage: list[type] = []
-    for mod, name in [
-        ("fedtts.frontend", "TextError"),
-        ("fedtts.frontend.dictionary", "DictionaryError"),
-        ("fedtts.voice.profile", "VoiceError"),
-        ("fedtts.voice.reference", "ReferenceError"),
-        ("fedtts.pipeline.synth", "SynthesisError"),
-        ("fedtts.pipeline.audio_io", "AudioFormatError"),
-        ("fedtts.pipeline.book", "BookError"),
-        ("fedtts.pipeline.watermark", "UnreadableAudio"),
-    ]:
-        m = sys.modules.get(mod)
-        if m is not None and hasattr(m, name):
-            usage.append(getattr(m, name))
-    failure: list[type] = [OSError, RuntimeError]
-    m = sys.modules.get("fedtts.engine.assets")
-    if m is not None:
-        failure.insert(0, m.AssetError)
-    return tuple(usage), tuple(failure)
-
-
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    verbose = "-v" in argv or "--verbose" in argv
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
-    )
-    in_main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _on_sigterm) if in_main else None
-    try:
-        parser = build_parser()
-        args = parser.parse_args(argv)
-        if not getattr(args, "func", None):
-            parser.print_help(sys.stderr)
-            return 2
-        return int(args.func(args) or 0)
-    except CliError as e:
-        return _fail(str(e), e.code, verbose)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except Terminated:
-        print("terminated (SIGTERM); partial output removed", file=sys.stderr)
-        return 128 + signal.SIGTERM
-    except BrokenPipeError:
-        return 1
-    except Exception as e:
-        usage, failure = _expected_errors()
-        if usage and isinstance(e, usage):
-            return _fail(str(e), 2, verbose)
-        if isinstance(e, failure):
-            return _fail(str(e), 1, verbose)
-        return _fail(f"unexpected {type(e).__name__}: {e} (run with --verbose for details)", 1, verbose)
-    finally:
-        if in_main:
-            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
-
-
-def _fail(msg: str, code: int, verbose: bool) -> int:
-    if verbose:
-        traceback.print_exc()
-    print(f"error: {msg}", file=sys.stderr)
-    return code
-
-
-if __name__ == "__main__":
-    # Run the imported module's main: as __main__, this file's CliError would be a second class that
-    # the command plugins (which import fedtts.app.cli) do not raise.
-    from fedtts.app.cli import main as _main
-
-    raise SystemExit(_main())
+    p = sub.add_parser("voices", help="list stock and saved voices (as `fedtts voice list --stock`)")
+    p.set_defaults(func=voice_cli.cmd_list, stock=True)

@@ -11,10 +11,10 @@ import os
 import sys
 from pathlib import Path
 
-from fedtts.app.cli import standalone_main
+from fedtts.app.cli.errors import CliError
 from fedtts.app.service import ServiceConfig, TTSService, parse_duration
 
-__all__ = ["register", "main", "service_config_from_args"]
+__all__ = ["register", "service_config_from_args", "is_loopback"]
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -79,35 +79,25 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def _fail(msg: str) -> int:
-    print(f"error: {msg}", file=sys.stderr)
-    return 2
-
-
-def _check_port(port: int) -> str | None:
-    return None if 0 <= port <= 65535 else f"--port must be 0-65535, got {port}"
-
-
-def _checked_config(args: argparse.Namespace) -> ServiceConfig | str:
-    """The service config the options ask for, or the message saying which option is wrong."""
-    if (err := _check_port(args.port)) is not None:
-        return err
+def _checked_config(args: argparse.Namespace) -> ServiceConfig:
+    """The service config the options ask for; a usage error names the option that is wrong."""
+    if not 0 <= args.port <= 65535:
+        raise CliError(f"--port must be 0-65535, got {args.port}", 2)
     try:
         return service_config_from_args(args)
     except ValueError as e:
-        return str(e)
+        raise CliError(str(e), 2) from e
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     cfg = _checked_config(args)
-    if isinstance(cfg, str):
-        return _fail(cfg)
     if not is_loopback(args.host) and not cfg.api_key:
         if not args.no_auth:
-            return _fail(
+            raise CliError(
                 f"--host {args.host} reaches beyond this machine and no API key is set: set "
                 "FEDTTS_API_KEY (clients send 'Authorization: Bearer <key>'), or pass --no-auth to serve "
-                "openly on purpose"
+                "openly on purpose",
+                2,
             )
         print(
             f"warning: serving on {args.host} without an API key (--no-auth): anyone who can reach it "
@@ -132,8 +122,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_ui(args: argparse.Namespace) -> int:
     cfg = _checked_config(args)
-    if isinstance(cfg, str):
-        return _fail(cfg)
     from fedtts.app.web import launch
 
     if not is_loopback(args.host):
@@ -156,12 +144,3 @@ def register(subparsers) -> None:
         help="allow a non-loopback --host without FEDTTS_API_KEY (anyone who reaches it can use it)",
     )
     p.set_defaults(func=cmd_serve)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m fedtts.app.cli_serve serve ...`` (same as ``fedtts serve ...``)."""
-    return standalone_main(register, argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -9,8 +9,8 @@ import argparse
 import sys
 from urllib.parse import urlparse
 
-from fedtts.app.cli import CliError
-from fedtts.app.cli_serve import is_loopback
+from fedtts.app.cli.errors import CliError
+from fedtts.app.cli.serve import is_loopback
 from fedtts.app.service import ServiceError
 
 __all__ = ["register", "cmd_wyoming", "config_from_args"]

@@ -1,4 +1,4 @@
-"""`fedtts fl audit`: the honest-but-curious server attack of `audit.py` on real speakers and real updates.
+"""The honest-but-curious server attack of `audit.py` on real speakers and real updates (`fedtts fl audit`).
 
 Why a separate module: `audit.py` is the attack maths (numpy, tested on synthetic data); this module
 builds what a real federation would produce — one client per training speaker of the shared manifest,
@@ -11,9 +11,7 @@ under `cache_dir()/audit`, so reruns are fast.
 
 from __future__ import annotations
 
-import argparse
 import importlib.resources as resources
-import json
 import logging
 import math
 import sys
@@ -25,12 +23,11 @@ import numpy as np
 
 from fedtts.engine.assets import cache_dir, registry_dir, shared_dir
 from fedtts.federated.audit import SHARED, AuditConfig, run_audit
-from fedtts.federated.config import FLConfig
 from fedtts.federated.data import train_speakers
 from fedtts.federated.enrollment import enroll_cached
 from fedtts.federated.model import weights_from_version
 from fedtts.federated.versions import VersionRegistry
-from fedtts.voice.bank import bank_digest, default_bank
+from fedtts.voice.bank import default_bank
 from fedtts.voice.tuner import TunerWeights
 
 __all__ = [
@@ -43,8 +40,6 @@ __all__ = [
     "run_real_audit",
     "summarise",
     "table_lines",
-    "cmd_audit",
-    "add_parser",
 ]
 
 log = logging.getLogger(__name__)
@@ -336,80 +331,3 @@ def table_lines(result: dict) -> list[str]:
         f"(enroll {result['seconds']['enroll']} s)"
     )
     return lines
-
-
-# ------------------------------------------------------------------ CLI
-def _seeds(text: str) -> tuple[int, ...]:
-    try:
-        if "-" in text and "," not in text:  # "0-4"
-            lo, hi = (int(x) for x in text.split("-"))
-            return tuple(range(lo, hi + 1))
-        return tuple(int(x) for x in text.split(",") if x.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--seeds wants '0,1,2' or '0-4', got {text!r}") from None
-
-
-def cmd_audit(args: argparse.Namespace) -> int:
-    """`fedtts fl audit`: run, print the table, optionally write JSON; 2 on bad input."""
-    try:
-        cfg = AuditRunConfig(
-            clients=args.clients,
-            cohort=args.cohort,
-            clip=args.clip,
-            noise_multiplier=args.noise_multiplier,
-            seeds=tuple(args.seeds),
-            local_epochs=args.local_epochs,
-            method=args.method,
-            shared=args.shared,
-            manifest=args.manifest or "",
-            registry=getattr(args, "registry", None) or "",
-        ).validate()
-        if not cfg.manifest_path().is_file():
-            raise FileNotFoundError(f"training manifest not found: {cfg.manifest_path()} (set FEDTTS_SHARED)")
-        if bank_digest() is None:
-            raise FileNotFoundError(
-                "style bank src/fedtts/data/style_bank_v1.npz is missing: enrollment needs it (fedtts train bank)"
-            )
-        result = run_real_audit(cfg, progress=not args.no_progress)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print("\n".join(table_lines(result)))
-    if args.json:
-        out = Path(args.json)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result, indent=1))
-        print(f"wrote {out}")
-    return 0
-
-
-def add_parser(sub) -> argparse.ArgumentParser:
-    """Add `audit` to the `fedtts fl` sub-commands."""
-    d = FLConfig()
-    a = sub.add_parser(
-        "audit",
-        help="privacy audit: can a curious server tell which speaker sent an update (raw, DP, SecAgg+)",
-    )
-    a.add_argument("--clients", type=int, default=40, help="training speakers taken as clients (default 40)")
-    a.add_argument("--cohort", type=int, default=10, help="updates in one SecAgg+ sum (default 10)")
-    a.add_argument("--noise-multiplier", type=float, default=d.noise_multiplier, help="DP noise std / clip")
-    a.add_argument("--clip", type=float, default=d.clip, help="L2 bound of one update (central DP clip)")
-    a.add_argument("--seeds", type=_seeds, default=(0, 1, 2), help="noise/cohort draws, '0,1,2' or '0-4'")
-    a.add_argument("--local-epochs", type=int, default=d.local_epochs)
-    a.add_argument(
-        "--method",
-        choices=("bias", "svd"),
-        default="bias",
-        help="single-update attack (audit.py; default bias)",
-    )
-    a.add_argument(
-        "--shared",
-        choices=tuple(SHARED),
-        default="federated",
-        help="arrays the server receives: the federated subset b_t/w_p/b_p (as deployed) or all of the tuner",
-    )
-    a.add_argument("--manifest", help="training manifest (default $FEDTTS_SHARED/data/train/manifest.jsonl)")
-    a.add_argument("--json", metavar="OUT", help="write the full result as JSON")
-    a.add_argument("--no-progress", action="store_true")
-    a.set_defaults(func=cmd_audit)
-    return a

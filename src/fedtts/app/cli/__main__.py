@@ -1,0 +1,5 @@
+"""``python -m fedtts.app.cli``: the ``fedtts`` command."""
+
+from fedtts.app.cli.main import main
+
+raise SystemExit(main())
