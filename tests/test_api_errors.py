@@ -32,7 +32,7 @@ def _assert_clean(r, status: int, param: str, svc: TTSService) -> str:
     err = r.json()["error"]
     msg = err["message"]
     assert err["param"] == param, err
-    for leak in (*LEAKS, str(svc.upload_dir)):
+    for leak in (*LEAKS, str(svc.uploads.dir)):
         assert leak not in msg, msg
     return msg
 
@@ -54,21 +54,21 @@ def test_bad_inline_reference_is_named_and_not_kept(api):
     assert "silent" in _assert_clean(r, 400, "reference_audio", svc)
     r = client.post("/v1/audio/speech", json={"input": "hi", "emotion_reference": garbage})
     assert "emotion_reference" in _assert_clean(r, 400, "emotion_reference", svc)
-    assert list(svc.upload_dir.iterdir()) == []  # rejected clips are gone at once
+    assert list(svc.uploads.dir.iterdir()) == []  # rejected clips are gone at once
 
 
 def test_rejected_upload_id_and_enrollment_are_deleted(api):
     client, svc = api
     r = client.post("/v1/uploads", files={"file": ("clip.wav", b"not audio at all" * 20, "audio/wav")})
     _assert_clean(r, 415, "file", svc)  # not audio: refused at upload, nothing kept
-    assert list(svc.upload_dir.iterdir()) == []
+    assert list(svc.uploads.dir.iterdir()) == []
     r = client.post("/v1/uploads", files={"file": ("clip.wav", _silent_wav(), "audio/wav")})
     assert r.status_code == 201, r.text  # audio, but unusable as a reference: refused on use, then deleted
     uid = r.json()["id"]
-    assert len(list(svc.upload_dir.iterdir())) == 1
+    assert len(list(svc.uploads.dir.iterdir())) == 1
     r = client.post("/v1/audio/speech", json={"input": "hi", "reference_audio": uid})
     _assert_clean(r, 400, "reference_audio", svc)
-    assert list(svc.upload_dir.iterdir()) == []
+    assert list(svc.uploads.dir.iterdir()) == []
     r = client.post("/v1/audio/speech", json={"input": "hi", "reference_audio": uid})
     assert r.status_code == 404 and r.json()["error"]["code"] == "unknown_upload"
     form = {"name": "anna", "consent": "true", "consent_name": "Anna"}
@@ -78,13 +78,13 @@ def test_rejected_upload_id_and_enrollment_are_deleted(api):
         "/v1/voices", data={"name": "anna"}, files={"file": ("a.wav", _silent_wav(), "audio/wav")}
     )
     assert r.status_code == 400 and r.json()["error"]["code"] == "consent_required"
-    assert list(svc.upload_dir.iterdir()) == []
+    assert list(svc.uploads.dir.iterdir()) == []
 
 
 def test_public_message_strips_server_paths(api):
     _, svc = api
     msg = svc.public_message(
-        f"{svc.upload_dir}/upl_x.wav: bad; {svc.config.output_dir.resolve()}/a.wav; /srv/secret/k.pem"
+        f"{svc.uploads.dir}/upl_x.wav: bad; {svc.config.output_dir.resolve()}/a.wav; /srv/secret/k.pem"
     )
-    assert str(svc.upload_dir) not in msg and "/srv/secret" not in msg and "<upload>" in msg
+    assert str(svc.uploads.dir) not in msg and "/srv/secret" not in msg and "<upload>" in msg
     assert svc.public_message("invalid voice '../../etc/passwd'") == "invalid voice '../../etc/passwd'"

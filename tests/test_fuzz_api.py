@@ -82,7 +82,7 @@ def _check(r, svc: TTSService) -> None:
     assert 400 <= r.status_code < 500, (r.status_code, r.text[:300])
     err = r.json()["error"]
     assert isinstance(err["message"], str) and err["message"]
-    assert str(svc.upload_dir) not in err["message"] and "Traceback" not in err["message"]
+    assert str(svc.uploads.dir) not in err["message"] and "Traceback" not in err["message"]
 
 
 def test_valid_bodies_get_audio(api):
@@ -126,10 +126,10 @@ def test_reference_bytes_rejected_cleanly_and_not_kept(api, clip):
     import base64
 
     client, svc = api
-    before = set(svc.upload_dir.iterdir())
+    before = set(svc.uploads.dir.iterdir())
     r = client.post(
         "/v1/audio/speech", json={"input": "Hi.", "reference_audio": base64.b64encode(clip).decode()}
     )
     _check(r, svc)
     if r.status_code != 200:
-        assert set(svc.upload_dir.iterdir()) == before  # a rejected clip is deleted at once
+        assert set(svc.uploads.dir.iterdir()) == before  # a rejected clip is deleted at once

@@ -14,15 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fedtts.app.service import (
-    MB,
-    ServiceConfig,
-    TTSService,
-    check_output_root,
-    is_service_output,
-    parse_duration,
-    prune_outputs,
-)
+from fedtts.app.outputs import MB, check_output_root, is_service_output, parse_duration, prune_outputs
+from fedtts.app.service import ServiceConfig, TTSService
 
 DAY = 86400.0
 
@@ -97,11 +90,11 @@ def test_service_keeps_its_folder_under_the_cap(tmp_path):
         audio = np.zeros(24000, np.float32)  # 1 s of 16-bit WAV: 48 kB
         paths = []
         for i in range(4):
-            paths.append(svc.save_output(audio, 24000, f"s{i}"))
+            paths.append(svc.outputs.save_audio(audio, 24000, f"s{i}"))
             time.sleep(0.01)  # distinct mtimes: "oldest first" is well defined
         assert user.exists()  # not the service's: neither removed nor counted
         assert [p.exists() for p in paths] == [False, True, True, True]  # 3 x 48 kB fit in 150 kB
-        info = svc.cache_info()["outputs"]
+        info = svc.cache_info().to_dict()["outputs"]
         assert info["max_bytes"] == 150_000 and info["max_age_s"] == DAY and info["files"] == 4
     finally:
         svc.close()
@@ -113,8 +106,8 @@ def test_system_tab_shows_the_folder_size_and_cap(tmp_path):
 
     svc = TTSService(ServiceConfig(output_dir=tmp_path / "o", upload_dir=tmp_path / "u", max_output_bytes=MB))
     try:
-        svc.save_output(np.zeros(2400, np.float32), 24000, "x")
-        o = svc.cache_info()["outputs"]
+        svc.outputs.save_audio(np.zeros(2400, np.float32), 24000, "x")
+        o = svc.cache_info().to_dict()["outputs"]
         assert o["files"] == 1 and o["bytes"] > 4000
         assert _cap_text(o) == "cap 1.0 MB, oldest removed first"
         assert "outputs clean" in _cap_text({"max_bytes": None, "max_age_s": None})

@@ -13,17 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from fedtts.app.service import (
-    JobGate,
-    ServiceBusy,
-    ServiceConfig,
-    ServiceError,
-    ServiceTimeout,
-    TTSService,
-    _relink_prompts,
-    _safe_extract,
-    safe_child,
-)
+from fedtts.app.errors import ServiceBusy, ServiceError, ServiceTimeout
+from fedtts.app.jobs import JobGate, _relink_prompts, _safe_extract
+from fedtts.app.outputs import safe_child
+from fedtts.app.service import ServiceConfig, TTSService
+from fedtts.app.system import federation_status
+from fedtts.engine.assets import registry_dir
 
 
 @pytest.fixture
@@ -85,14 +80,14 @@ def test_safe_child_refuses_anything_but_plain_names(tmp_path, name):
 
 def test_output_file_only_from_the_output_folder(svc, tmp_path):
     (tmp_path / "secret.wav").write_bytes(b"x")
-    link = svc.output_dir / "link.wav"
+    link = svc.outputs.dir / "link.wav"
     link.symlink_to(tmp_path / "secret.wav")
     with pytest.raises(ServiceError) as e:
-        svc.output_file("link.wav")
+        svc.outputs.file("link.wav")
     assert e.value.status in (400, 404)
-    p = svc.output_path("speech")
+    p = svc.outputs.path("speech")
     p.write_bytes(b"RIFF")
-    assert svc.output_file(p.name) == p
+    assert svc.outputs.file(p.name) == p
 
 
 @pytest.mark.parametrize("spec", ["jf_alpha", "alloy", "jf_alpha:0.7,jm_kumo:0.3", "my.voice-1", "张三"])
@@ -109,19 +104,19 @@ def test_voice_specs_refused(svc, spec):
 
 def test_audio_argument_base64_upload_and_limits(svc):
     data = b"RIFF" + b"\0" * 100
-    p = svc.audio_arg(base64.b64encode(data).decode(), "reference_audio")
-    assert p.read_bytes() == data and p.parent == svc.upload_dir
-    p2 = svc.audio_arg("data:audio/wav;base64," + base64.b64encode(data).decode(), "x")
+    p = svc.uploads.audio_arg(base64.b64encode(data).decode(), "reference_audio")
+    assert p.read_bytes() == data and p.parent == svc.uploads.dir
+    p2 = svc.uploads.audio_arg("data:audio/wav;base64," + base64.b64encode(data).decode(), "x")
     assert p2.read_bytes() == data
-    uid = svc.save_upload(data, suffix=".wav")
-    assert svc.audio_arg(uid, "x").read_bytes() == data
+    uid = svc.uploads.save(data, suffix=".wav")
+    assert svc.uploads.audio_arg(uid, "x").read_bytes() == data
     with pytest.raises(ServiceError, match="base64"):
-        svc.audio_arg("%%%not base64", "reference_audio")
+        svc.uploads.audio_arg("%%%not base64", "reference_audio")
     with pytest.raises(ServiceError) as e:
-        svc.audio_arg(base64.b64encode(b"x" * 5000).decode(), "reference_audio")
+        svc.uploads.audio_arg(base64.b64encode(b"x" * 5000).decode(), "reference_audio")
     assert e.value.status == 413
     with pytest.raises(ServiceError) as e:
-        svc.upload_path("upl_" + "f" * 32)
+        svc.uploads.path("upl_" + "f" * 32)
     assert e.value.status == 404
 
 
@@ -162,15 +157,15 @@ def test_prepare_batch_relinks_clips_and_never_reads_outside(svc, tmp_path):
     tasks.write_text("\n".join(json.dumps(x) for x in lines) + "\n{broken\n")
     clip = tmp_path / "clip.flac"
     clip.write_bytes(b"fLaC")
-    found, job = svc.prepare_batch([tasks, clip])
-    assert job.parent == svc.output_dir
+    found, job = svc.jobs.prepare([tasks, clip])
+    assert job.parent == svc.outputs.dir
     rows = found.read_text().splitlines()
     assert json.loads(rows[0])["prompt_speech"] == "clip.flac"
     assert json.loads(rows[1])["prompt_speech"] == "missing-upload/passwd"
     assert json.loads(rows[2])["prompt_audio"] == "clip.flac"  # pointed at the upload, not outside
     assert rows[3] == "{broken"  # left for run_batch to report with its line number
     with pytest.raises(ServiceError, match="exactly one"):
-        svc.prepare_batch([clip])
+        svc.jobs.prepare([clip])
 
 
 def test_relink_keeps_existing_relative_paths(tmp_path):
@@ -192,7 +187,7 @@ def test_prepare_batch_from_a_zip(svc, tmp_path):
             "job/prompts/clip.flac": b"fLaC",
         },
     )
-    tasks, job = svc.prepare_batch([z])
+    tasks, job = svc.jobs.prepare([z])
     assert tasks.name == "tasks.jsonl" and (tasks.parent / "prompts" / "clip.flac").is_file()
     assert json.loads(tasks.read_text())["prompt_speech"] == "prompts/clip.flac"  # already right: untouched
     assert tasks.resolve().is_relative_to(job.resolve())
@@ -205,11 +200,13 @@ def test_federation_status_from_the_version_registry(svc, tmp_path, monkeypatch)
     from fedtts.federated.versions import VersionRegistry
 
     monkeypatch.setenv("FEDTTS_FL_REGISTRY", str(tmp_path / "reg"))
-    assert svc.federation_status()["available"] is False  # nothing trained yet: said so, not faked
+    assert (
+        federation_status(registry_dir()).to_dict()["available"] is False
+    )  # nothing trained yet: said so, not faked
     reg = VersionRegistry(tmp_path / "reg")
     reg.save([np.zeros(3)], metrics={"loss": 0.9}, epsilon=0.5, delta=1e-4)
     reg.save([np.ones(3)], metrics={"loss": 0.7}, epsilon=0.8, delta=1e-4)
-    st = svc.federation_status()
+    st = federation_status(registry_dir()).to_dict()
     assert st["available"] and st["current"] == 2 and st["epsilon"] == pytest.approx(0.8)
     assert [h["loss"] for h in st["history"]] == [0.9, 0.7]
     pytest.importorskip("gradio")
@@ -324,5 +321,5 @@ def test_ui_messages_name_the_users_file_not_the_servers_folders(svc, tmp_path):
     msg = _check_text(svc, str(fake))
     assert msg.startswith("**cannot check**") and "note.wav" in msg
     assert str(tmp_path) not in msg and "4678111de42463d2" not in msg
-    shown = str(_err(ServiceError(f"{svc.upload_dir}/abc.wav: cannot decode", 400), svc))
-    assert str(svc.upload_dir) not in shown and "cannot decode" in shown
+    shown = str(_err(ServiceError(f"{svc.uploads.dir}/abc.wav: cannot decode", 400), svc))
+    assert str(svc.uploads.dir) not in shown and "cannot decode" in shown

@@ -25,16 +25,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from fedtts.app.service import (
-    DEFAULT_VOICE,
-    OPENAI_VOICE_ALIASES,
-    ServiceBusy,
-    ServiceConfig,
-    ServiceError,
-    SpeechRequest,
-    TTSService,
-)
+from fedtts.app.errors import ServiceBusy, ServiceError
+from fedtts.app.service import OPENAI_VOICE_ALIASES, ServiceConfig, SpeechRequest, TTSService
+from fedtts.app.system import federation_status, versions
+from fedtts.engine.assets import registry_dir
 from fedtts.pipeline.audio_io import encode_audio, to_int16
+from fedtts.voice import DEFAULT_VOICE
 from fedtts.voice.reference import unreadable_audio
 
 __all__ = ["create_app", "SpeechBody", "BodyLimitMiddleware", "MODEL_IDS", "MEDIA_TYPES"]
@@ -204,7 +200,7 @@ def create_app(service: TTSService | ServiceConfig | None = None) -> FastAPI:
     app = FastAPI(
         lifespan=lifespan,
         title="fedtts",
-        version=svc.versions().get("fedtts", "0"),
+        version=versions().get("fedtts", "0"),
         description="Privacy-first zero-shot voice-cloning TTS (Mandarin + English) on CPU. "
         "`POST /v1/audio/speech` is compatible with OpenAI's API.",
     )
@@ -258,7 +254,7 @@ def create_app(service: TTSService | ServiceConfig | None = None) -> FastAPI:
     @app.get("/healthz", tags=["system"])
     def healthz() -> dict[str, Any]:
         """Liveness plus the queue: no key needed, no work done."""
-        return {"status": "ok", **svc.status()}
+        return {"status": "ok", **svc.status().to_dict()}
 
     v1 = APIRouter(prefix="/v1", dependencies=[Depends(_auth(svc))])
     _speech_routes(v1, svc)
@@ -366,7 +362,7 @@ def _speech_routes(r: APIRouter, svc: TTSService) -> None:
             result = await run_in_threadpool(svc.detect, path)
         finally:
             if sent:
-                svc.discard_upload(path)
+                svc.uploads.discard(path)
         return {"object": "watermark.detection", "watermark": "perth-implicit", **result.to_dict()}
 
 
@@ -381,7 +377,7 @@ def _mark_headers(req: SpeechRequest) -> dict[str, str]:
 
 def _to_request(svc: TTSService, body: SpeechBody) -> SpeechRequest:
     """API body → service request; base64 clips are decoded to upload files here (off the loop)."""
-    ref = svc.audio_arg(body.reference_audio, "reference_audio")
+    ref = svc.uploads.audio_arg(body.reference_audio, "reference_audio")
     emo_path, emo_voice = None, None
     if body.emotion_reference:
         v = body.emotion_reference
@@ -389,7 +385,7 @@ def _to_request(svc: TTSService, body: SpeechBody) -> SpeechRequest:
         if is_name:
             emo_voice = v
         else:
-            emo_path = svc.audio_arg(v, "emotion_reference")
+            emo_path = svc.uploads.audio_arg(v, "emotion_reference")
     if ref is None:
         svc.check_voice_spec(body.voice)
     return SpeechRequest(
@@ -433,9 +429,9 @@ def _encode_and_save(
     data = encode_audio(audio, sr, fmt, tags=tags)
     saved = None
     if save:
-        saved = svc.output_path(f"api-{voice}", f".{fmt if fmt != 'pcm' else 'raw'}")
+        saved = svc.outputs.path(f"api-{voice}", f".{fmt if fmt != 'pcm' else 'raw'}")
         saved.write_bytes(data)
-        svc.enforce_output_cap(keep=(saved,))
+        svc.outputs.enforce_cap(keep=(saved,))
     return data, saved
 
 
@@ -488,12 +484,14 @@ def _voice_routes(r: APIRouter, svc: TTSService) -> None:
         """Stock voices, saved profiles and the OpenAI aliases."""
         names = svc.voice_names()
         data = [{"id": n, "object": "voice", "type": "stock"} for n in names["stock"]]
-        data += [{"id": p["name"], "object": "voice", "type": "profile", **p} for p in svc.list_profiles()]
+        data += [
+            {"id": p.name, "object": "voice", "type": "profile", **p.to_dict()} for p in svc.profiles.list()
+        ]
         return {
             "object": "list",
             "data": data,
             "aliases": OPENAI_VOICE_ALIASES,
-            "profiles_available": svc.store() is not None,
+            "profiles_available": True,  # kept for clients of the first API version
         }
 
     @r.post("/voices", tags=["voices"], status_code=201)
@@ -511,10 +509,12 @@ def _voice_routes(r: APIRouter, svc: TTSService) -> None:
             keep = str(form.get("keep_clip") or "").strip().lower() in ("1", "true", "yes", "on")
             try:
                 who = str(form.get("consent_name") or "").strip()
-                info = await run_in_threadpool(svc.enroll, name, path, consent, ref_text, keep, who, "api")
+                info = await run_in_threadpool(
+                    svc.profiles.enroll, name, path, consent, ref_text, keep, who, "api"
+                )
             except ServiceError:
                 if hasattr(form.get("file"), "read"):  # sent with this request: not kept when refused
-                    svc.discard_upload(path)
+                    svc.uploads.discard(path)
                 raise
         finally:
             await form.close()
@@ -523,7 +523,7 @@ def _voice_routes(r: APIRouter, svc: TTSService) -> None:
     @r.get("/voices/{name}/export", tags=["voices"])
     def export_voice(name: str):
         """The profile as one ``.fedvoice`` file (pack + metadata; the clip only if it was kept)."""
-        path = svc.export_voice(name)
+        path = svc.profiles.export(name)
         return FileResponse(path, media_type="application/zip", filename=path.name)
 
     @r.get("/voices/{name:path}", tags=["voices"])
@@ -531,15 +531,15 @@ def _voice_routes(r: APIRouter, svc: TTSService) -> None:
         names = svc.voice_names()
         if name in names["stock"]:
             return {"id": name, "object": "voice", "type": "stock"}
-        svc.check_profile_name(name)
-        for p in svc.list_profiles():
-            if p["name"] == name:
-                return {"id": name, "object": "voice", "type": "profile", **p}
+        svc.profiles.check_name(name)
+        for p in svc.profiles.list():
+            if p.name == name:
+                return {"id": name, "object": "voice", "type": "profile", **p.to_dict()}
         raise ServiceError(f"no voice named {name!r}", 404, "not_found", "name")
 
     @r.delete("/voices/{name:path}", tags=["voices"])
     def delete_voice(name: str) -> dict[str, Any]:
-        svc.delete_voice(name)
+        svc.profiles.delete(name)
         return {"id": name, "object": "voice", "deleted": True}
 
 
@@ -560,10 +560,10 @@ async def _form_audio(svc: TTSService, form, field: str) -> Path:
     if upload is not None and hasattr(upload, "read"):
         suffix = Path(upload.filename or "").suffix
         data = await upload.read()
-        return svc.upload_path(await run_in_threadpool(svc.save_upload, data, None, suffix))
+        return svc.uploads.path(await run_in_threadpool(svc.uploads.save, data, None, suffix))
     uid = str(form.get("upload_id") or "").strip()
     if uid:
-        return svc.upload_path(uid)
+        return svc.uploads.path(uid)
     raise ServiceError(
         f"field '{field}' (an audio file) or 'upload_id' is required", 400, "missing_field", field
     )
@@ -592,7 +592,7 @@ def _misc_routes(r: APIRouter, svc: TTSService) -> None:
         finally:
             await form.close()
         if await run_in_threadpool(unreadable_audio, path):  # refused now, not when first used
-            svc.discard_upload(path)
+            svc.uploads.discard(path)
             raise ServiceError(
                 "file: not a readable audio file; use WAV, FLAC, MP3, OGG or M4A",
                 415,
@@ -604,16 +604,16 @@ def _misc_routes(r: APIRouter, svc: TTSService) -> None:
     @r.get("/outputs/{name:path}", tags=["system"])
     def output(name: str):
         """A file from the output folder (and nothing else)."""
-        path = svc.output_file(name)
+        path = svc.outputs.file(name)
         return FileResponse(path, filename=path.name)
 
     @r.get("/system", tags=["system"])
     def system() -> dict[str, Any]:
         return {
-            **svc.status(),
-            "versions": svc.versions(),
-            "caches": svc.cache_info(),
-            "federation": svc.federation_status(),
+            **svc.status().to_dict(),
+            "versions": versions(),
+            "caches": svc.cache_info().to_dict(),
+            "federation": federation_status(registry_dir()).to_dict(),
         }
 
     @r.post("/system/free-memory", tags=["system"])

@@ -19,18 +19,15 @@ import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
 
 from fedtts.app.batch import TEXT_COMPARE  # noqa: E402
-from fedtts.app.service import (  # noqa: E402
-    DEFAULT_VOICE,
-    ServiceBusy,
-    ServiceConfig,
-    ServiceError,
-    SpeechRequest,
-    TTSService,
-)
+from fedtts.app.errors import ServiceBusy, ServiceError  # noqa: E402
+from fedtts.app.service import ServiceConfig, SpeechRequest, TTSService  # noqa: E402
+from fedtts.app.system import federation_status, versions  # noqa: E402
+from fedtts.engine.assets import registry_dir  # noqa: E402
 from fedtts.frontend import DictionaryError  # noqa: E402
 from fedtts.pipeline.audio_io import to_int16  # noqa: E402
 from fedtts.pipeline.tasks import BatchError, parse_tasks  # noqa: E402
 from fedtts.pipeline.timing import Timeline, write_subtitles  # noqa: E402
+from fedtts.voice import DEFAULT_VOICE  # noqa: E402
 
 __all__ = ["build_ui", "launch"]
 
@@ -213,7 +210,7 @@ def _synthesis_tab(svc: TTSService, voice_dds: list) -> None:
             raise _err(e, svc) from e
         audio = np.concatenate(parts)
         stem = "clone" if req.reference else (req.voice or "speech").split(":")[0].split(",")[0]
-        path = svc.save_output(audio, req.sample_rate, stem, tags=req.extra.get("tags"))
+        path = svc.outputs.save_audio(audio, req.sample_rate, stem, tags=req.extra.get("tags"))
         subs = write_subtitles(path.with_suffix(".srt"), timeline.words)
         dt = time.perf_counter() - t0
         dur = len(audio) / req.sample_rate
@@ -418,7 +415,7 @@ def _batch_tab(svc: TTSService, voice_dds: list) -> None:
             raise gr.Error("upload a task JSONL (with its clips) or a ZIP first")
         paths = [Path(p if isinstance(p, str) else p.name) for p in paths]
         try:
-            tasks, job = svc.prepare_batch(paths)
+            tasks, job = svc.jobs.prepare(paths)
             req = SpeechRequest(text="-", sample_rate=int(sr), speed=float(sp), use_phoneme=bool(use))
             svc.options(req)
             svc.check_voice_spec(v or DEFAULT_VOICE)
@@ -438,7 +435,8 @@ def _batch_tab(svc: TTSService, voice_dds: list) -> None:
 
         def work():
             try:
-                result["report"], result["out"] = svc.run_batch(tasks, job, v, req)
+                voice = svc.check_voice_spec(v or DEFAULT_VOICE)
+                result["report"], result["out"] = svc.jobs.run(tasks, job, voice, svc.options(req))
             except BaseException as e:  # shown in the UI, never lost in a thread
                 result["error"] = e
 
@@ -493,9 +491,6 @@ def _batch_tab(svc: TTSService, voice_dds: list) -> None:
 
 
 def _voices_tab(svc: TTSService, voice_dds: list):
-    available = svc.store() is not None
-    if not available:
-        gr.Markdown("**Saved voice profiles are not available yet** (fedtts.voice.store has not landed).")
     gr.Markdown("### Enroll a voice")
     with gr.Row():
         with gr.Column():
@@ -516,7 +511,7 @@ def _voices_tab(svc: TTSService, voice_dds: list):
             keep = gr.Checkbox(
                 label="Also keep a copy of the clip (otherwise only the voice profile is stored)"
             )
-            enroll = gr.Button("Enroll", variant="primary", interactive=available, elem_id="enroll")
+            enroll = gr.Button("Enroll", variant="primary", elem_id="enroll")
             status = gr.Markdown("", elem_id="enroll-status")
     gr.Markdown("### Saved voices")
     table = gr.Dataframe(
@@ -526,26 +521,26 @@ def _voices_tab(svc: TTSService, voice_dds: list):
     )
     with gr.Row():
         pick = gr.Dropdown([], label="Saved voice", allow_custom_value=False, elem_id="voice-pick")
-        delete = gr.Button("Delete", variant="stop", interactive=available, elem_id="voice-delete")
-        export = gr.Button("Export (.fedvoice)", interactive=available, elem_id="voice-export")
+        delete = gr.Button("Delete", variant="stop", elem_id="voice-delete")
+        export = gr.Button("Export (.fedvoice)", elem_id="voice-export")
     exported = gr.File(label="Exported voice", interactive=False, elem_id="voice-exported")
     names = svc.voice_names()
     gr.Markdown("Stock voices: " + ", ".join(f"`{n}`" for n in names["stock"]))
 
     def listing():
-        profiles = svc.list_profiles()
+        profiles = svc.profiles.list()
         rows = [
             [
-                p["name"],
-                p["method"],
-                p["base"] or "",
-                p["created"],
-                p["speech_s"],
-                "yes" if p["clip_kept"] else "no",
+                p.name,
+                p.method,
+                p.base or "",
+                p.created,
+                p.speech_s,
+                "yes" if p.clip_kept else "no",
             ]
             for p in profiles
         ]
-        saved = [p["name"] for p in profiles]
+        saved = [p.name for p in profiles]
         all_voices = _voice_choices(svc)
         dds = [gr.update(choices=all_voices) for _ in voice_dds]
         return [rows, gr.update(choices=saved, value=saved[0] if saved else None), *dds]
@@ -561,7 +556,7 @@ def _voices_tab(svc: TTSService, voice_dds: list):
             raise gr.Error("upload or record a clip first")
         try:
             text = (t or "").strip() or None
-            info = svc.enroll((n or "").strip(), Path(c), True, text, bool(k), who.strip(), "ui")
+            info = svc.profiles.enroll((n or "").strip(), Path(c), True, text, bool(k), who.strip(), "ui")
         except ServiceError as e:
             raise _err(e, svc) from e
         m = info.meta
@@ -573,7 +568,7 @@ def _voices_tab(svc: TTSService, voice_dds: list):
         if not n:
             raise gr.Error("choose a saved voice")
         try:
-            svc.delete_voice(n)
+            svc.profiles.delete(n)
         except ServiceError as e:
             raise _err(e, svc) from e
         return [f"deleted **{n}**", *listing()]
@@ -582,7 +577,7 @@ def _voices_tab(svc: TTSService, voice_dds: list):
         if not n:
             raise gr.Error("choose a saved voice")
         try:
-            return str(svc.export_voice(n))
+            return str(svc.profiles.export(n))
         except ServiceError as e:
             raise _err(e, svc) from e
 
@@ -616,19 +611,19 @@ def _system_tab(svc: TTSService):
         free = gr.Button("Free memory (unload models)", variant="stop", elem_id="sys-free")
     action = gr.Markdown("")
     with gr.Row():
-        versions = gr.Markdown(elem_id="sys-versions")
+        versions_md = gr.Markdown(elem_id="sys-versions")
         state = gr.Markdown(elem_id="sys-state")
     gr.Markdown("### Federated learning")
     fed = gr.Markdown(elem_id="sys-federation")
     plot = gr.Plot(label="Training curve", visible=False)
 
     def info():
-        v = svc.versions()
+        v = versions()
         vt = "### Versions\n| part | version |\n|---|---|\n" + "\n".join(
             f"| {k} | {val} |" for k, val in v.items()
         )
-        st = svc.status()
-        c = svc.cache_info()
+        st = svc.status().to_dict()
+        c = svc.cache_info().to_dict()
         fe = c.get("frontend")
         fe_line = f"{fe['entries']} entries, {_mb(fe['bytes'])}" if fe else "not available yet"
         q = st["queue"]
@@ -643,7 +638,7 @@ def _system_tab(svc: TTSService):
             f"- jobs: {q['running']} running, {q['waiting']} waiting (limit {q['max_concurrent']} + queue "
             f"{q['queue_size']}); {q['completed']} done"
         )
-        f = svc.federation_status()
+        f = federation_status(registry_dir()).to_dict()
         if not f["available"]:
             return vt, s, f"Not available yet: {f['message']}.", gr.update(visible=False)
         eps = "—" if f["epsilon"] is None else f"{f['epsilon']:.3f}"
@@ -674,7 +669,7 @@ def _system_tab(svc: TTSService):
         check_out = gr.Markdown(elem_id="sys-check-result")
     check_file.change(lambda p: _check_text(svc, p), check_file, check_out)
 
-    outs = [versions, state, fed, plot]
+    outs = [versions_md, state, fed, plot]
     refresh.click(info, None, outs)
     clear.click(do_clear, None, action).then(info, None, outs)
     free.click(do_free, None, action).then(info, None, outs)
@@ -765,7 +760,7 @@ def launch(
     demo.launch(
         server_name=host,
         server_port=port,
-        allowed_paths=[str(svc.output_dir)],
+        allowed_paths=[str(svc.outputs.dir)],
         max_file_size=svc.config.max_upload_bytes,
         show_error=True,
         ssr_mode=False,

@@ -42,7 +42,8 @@ from wyoming.server import AsyncEventHandler, AsyncServer, AsyncStdioServer
 from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeStopped
 
 import fedtts
-from fedtts.app.service import ServiceConfig, ServiceError, SpeechRequest, TTSService
+from fedtts.app.errors import ServiceError
+from fedtts.app.service import ServiceConfig, SpeechRequest, TTSService
 from fedtts.pipeline import SynthesisOptions
 from fedtts.pipeline.audio_io import to_int16
 from fedtts.voice import DEFAULT_VOICE

@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 
 from fedtts.app.cli.errors import CliError
-from fedtts.app.service import ServiceConfig, TTSService, parse_duration
+from fedtts.app.outputs import parse_duration
+from fedtts.app.service import ServiceConfig, TTSService
 
 __all__ = ["register", "service_config_from_args", "is_loopback"]
 

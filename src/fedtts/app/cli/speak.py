@@ -30,7 +30,7 @@ from fedtts.app.cli.options import (
     resolve_voice,
     shape_voice,
 )
-from fedtts.app.service import check_output_root, parse_duration, prune_outputs
+from fedtts.app.outputs import check_output_root, parse_duration, prune_outputs
 from fedtts.frontend import Frontend, FrontendConfig
 from fedtts.frontend.cache import cache_clear, cache_info
 from fedtts.pipeline.audio_io import (

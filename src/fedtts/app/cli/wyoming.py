@@ -11,7 +11,7 @@ from urllib.parse import urlparse
 
 from fedtts.app.cli.errors import CliError
 from fedtts.app.cli.serve import is_loopback
-from fedtts.app.service import ServiceError
+from fedtts.app.errors import ServiceError
 
 __all__ = ["register", "cmd_wyoming", "config_from_args"]
 
