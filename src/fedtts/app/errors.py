@@ -6,7 +6,7 @@ front doors (HTTP API, web UI, Wyoming) raise and translate the same classes.
 
 from __future__ import annotations
 
-__all__ = ["ServiceError", "ServiceBusy", "ServiceTimeout", "NotAvailable"]
+__all__ = ["ServiceError", "ServiceBusy", "ServiceTimeout"]
 
 
 class ServiceError(ValueError):
@@ -32,10 +32,3 @@ class ServiceBusy(ServiceError):
 class ServiceTimeout(ServiceError):
     def __init__(self, message: str):
         super().__init__(message, 504, "timeout")
-
-
-class NotAvailable(ServiceError):
-    """A part of fedtts that has not landed (or is not installed) on this machine."""
-
-    def __init__(self, message: str):
-        super().__init__(message, 501, "not_available")

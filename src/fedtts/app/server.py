@@ -331,7 +331,7 @@ def _speech_routes(r: APIRouter, svc: TTSService) -> None:
                 result = await run_in_threadpool(svc.synthesize, req, ticket, deadline)
                 audio, sr = result.audio, result.sample_rate
                 data, saved = await run_in_threadpool(
-                    _encode_and_save, svc, audio, sr, fmt, body.save, body.voice, req.extra.get("tags")
+                    _encode_and_save, svc, audio, sr, fmt, body.save, body.voice, req.outcome.tags
                 )
                 headers = _headers(sr, len(audio) / sr, saved) | _mark_headers(req)
                 if body.timestamps:
@@ -368,10 +368,9 @@ def _speech_routes(r: APIRouter, svc: TTSService) -> None:
 
 def _mark_headers(req: SpeechRequest) -> dict[str, str]:
     """Say in the response whether the audio carries the watermark (clones do; stock voices not)."""
-    if not req.extra.get("watermarked"):
+    if req.outcome is None or not req.outcome.watermarked:
         return {"X-Watermark": "none"}
-    tags = req.extra.get("tags") or {}
-    marked = "NOT watermarked" not in tags.get("comment", "")
+    marked = "NOT watermarked" not in req.outcome.tags.get("comment", "")
     return {"X-Watermark": "perth" if marked else "none", "X-Synthetic-Voice": "cloned"}
 
 

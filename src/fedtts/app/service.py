@@ -62,6 +62,7 @@ __all__ = [
     "CacheReport",
     "ServiceConfig",
     "ServiceStatus",
+    "SpeechOutcome",
     "SpeechRequest",
     "TTSService",
 ]
@@ -144,7 +145,19 @@ class SpeechRequest:
     speed: float = 1.0
     seed: int | None = None
     use_phoneme: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
+    outcome: SpeechOutcome | None = None  # set by TTSService.stream once the voice is resolved
+
+
+@dataclass
+class SpeechOutcome:
+    """What the service decided for a request, known before its first chunk: the voice it spoke in,
+    how that voice was made, warnings about the inputs, and the file tags saying it is synthetic."""
+
+    voice: str
+    method: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    tags: dict[str, str] = field(default_factory=dict)
+    watermarked: bool = False  # a clone's output carries the PerTh mark (stock voices: none)
 
 
 @dataclass
@@ -406,9 +419,14 @@ class TTSService:
         try:
             ticket.wait(deadline - time.monotonic())
             voice, warnings = self.voice_for(req)
-            req.extra.update(voice=voice.name, method=voice.meta.get("method"), warnings=warnings)
             # a clone's output is marked and its file says it is synthetic (stock voices: neither)
-            req.extra.update(tags=output_tags(voice, opts.watermark), watermarked=is_clone(voice))
+            req.outcome = SpeechOutcome(
+                voice=voice.name,
+                method=voice.meta.get("method"),
+                warnings=warnings,
+                tags=output_tags(voice, opts.watermark),
+                watermarked=is_clone(voice),
+            )
             for chunk in self._guarded(self.synthesizer.stream(text, voice, opts, fast_start=fast_start)):
                 yield chunk
                 if time.monotonic() > deadline:

@@ -210,14 +210,14 @@ def _synthesis_tab(svc: TTSService, voice_dds: list) -> None:
             raise _err(e, svc) from e
         audio = np.concatenate(parts)
         stem = "clone" if req.reference else (req.voice or "speech").split(":")[0].split(",")[0]
-        path = svc.outputs.save_audio(audio, req.sample_rate, stem, tags=req.extra.get("tags"))
+        path = svc.outputs.save_audio(audio, req.sample_rate, stem, tags=req.outcome.tags)
         subs = write_subtitles(path.with_suffix(".srt"), timeline.words)
         dt = time.perf_counter() - t0
         dur = len(audio) / req.sample_rate
-        how = req.extra.get("voice", "")
+        how = req.outcome.voice
         if req.reference is not None:
-            how = f"cloned from the reference ({req.extra.get('method')}: {how})"
-        warns = "".join(f"\n- warning: {w}" for w in req.extra.get("warnings", []))
+            how = f"cloned from the reference ({req.outcome.method}: {how})"
+        warns = "".join(f"\n- warning: {w}" for w in req.outcome.warnings)
         msg = (
             f"saved **{path.name}**: {dur:.1f} s of audio in {dt:.1f} s (RTF {dt / max(dur, 1e-9):.2f}); "
             f"voice {how}{warns}"
