@@ -28,6 +28,8 @@ KEEP = 64  # uploads kept; older ones are deleted as new ones arrive
 
 @dataclass
 class UploadsInfo:
+    """The upload folder's contents (the System tab, ``GET /v1/system``)."""
+
     files: int
     bytes: int
 
