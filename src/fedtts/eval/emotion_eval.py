@@ -123,6 +123,7 @@ def run_emotion_eval(cfg: EmotionEvalConfig) -> dict:
 
 
 def dev_clip(role: str, speaker: str) -> tuple[str, str | None]:
+    """(path, lower-case transcript) of a dev speaker's clip by role: the evaluation's default inputs."""
     dev = shared_dir() / "data" / "dev"
     for line in (dev / "manifest.jsonl").read_text().splitlines():
         r = json.loads(line)
