@@ -127,7 +127,6 @@ def test_cloning_and_the_system_tab_read_the_same_registry(tmp_path, monkeypatch
     """$FEDTTS_FL_REGISTRY moves both: the tuner cloning uses and the version the System tab names."""
     from fedtts.app.service import ServiceConfig, TTSService
     from fedtts.app.system import federation_status
-    from fedtts.engine.assets import registry_dir
 
     monkeypatch.delenv("FEDTTS_TUNER", raising=False)
     monkeypatch.setenv("FEDTTS_DATA_DIR", str(tmp_path / "data"))
@@ -139,7 +138,7 @@ def test_cloning_and_the_system_tab_read_the_same_registry(tmp_path, monkeypatch
     reg.rollback(1)
     svc = TTSService(ServiceConfig(output_dir=tmp_path / "out"))
     try:
-        assert federation_status(registry_dir()).to_dict()["current"] == 1
+        assert federation_status().to_dict()["current"] == 1
         assert default_tuner().version == "fl-v1"
     finally:
         svc.close()

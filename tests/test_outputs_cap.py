@@ -5,6 +5,7 @@ Real files on disk, the real service writing real audio, the real CLI in a subpr
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -107,10 +108,10 @@ def test_system_tab_shows_the_folder_size_and_cap(tmp_path):
     svc = TTSService(ServiceConfig(output_dir=tmp_path / "o", upload_dir=tmp_path / "u", max_output_bytes=MB))
     try:
         svc.outputs.save_audio(np.zeros(2400, np.float32), 24000, "x")
-        o = svc.cache_info().to_dict()["outputs"]
-        assert o["files"] == 1 and o["bytes"] > 4000
+        o = svc.cache_info().outputs
+        assert o.files == 1 and o.bytes > 4000
         assert _cap_text(o) == "cap 1.0 MB, oldest removed first"
-        assert "outputs clean" in _cap_text({"max_bytes": None, "max_age_s": None})
+        assert "outputs clean" in _cap_text(dataclasses.replace(o, max_bytes=None, max_age_s=None))
     finally:
         svc.close()
 

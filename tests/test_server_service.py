@@ -18,7 +18,6 @@ from fedtts.app.jobs import JobGate, _relink_prompts, _safe_extract
 from fedtts.app.outputs import safe_child
 from fedtts.app.service import ServiceConfig, TTSService
 from fedtts.app.system import federation_status
-from fedtts.engine.assets import registry_dir
 
 
 @pytest.fixture
@@ -200,13 +199,11 @@ def test_federation_status_from_the_version_registry(svc, tmp_path, monkeypatch)
     from fedtts.federated.versions import VersionRegistry
 
     monkeypatch.setenv("FEDTTS_FL_REGISTRY", str(tmp_path / "reg"))
-    assert (
-        federation_status(registry_dir()).to_dict()["available"] is False
-    )  # nothing trained yet: said so, not faked
+    assert federation_status().to_dict()["available"] is False  # nothing trained yet: said so, not faked
     reg = VersionRegistry(tmp_path / "reg")
     reg.save([np.zeros(3)], metrics={"loss": 0.9}, epsilon=0.5, delta=1e-4)
     reg.save([np.ones(3)], metrics={"loss": 0.7}, epsilon=0.8, delta=1e-4)
-    st = federation_status(registry_dir()).to_dict()
+    st = federation_status().to_dict()
     assert st["available"] and st["current"] == 2 and st["epsilon"] == pytest.approx(0.8)
     assert [h["loss"] for h in st["history"]] == [0.9, 0.7]
     pytest.importorskip("gradio")

@@ -28,7 +28,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from fedtts.app.errors import ServiceBusy, ServiceError
 from fedtts.app.service import OPENAI_VOICE_ALIASES, ServiceConfig, SpeechRequest, TTSService
 from fedtts.app.system import federation_status, versions
-from fedtts.engine.assets import registry_dir
 from fedtts.pipeline.audio_io import encode_audio, to_int16
 from fedtts.voice import DEFAULT_VOICE
 from fedtts.voice.reference import unreadable_audio
@@ -612,7 +611,7 @@ def _misc_routes(r: APIRouter, svc: TTSService) -> None:
             **svc.status().to_dict(),
             "versions": versions(),
             "caches": svc.cache_info().to_dict(),
-            "federation": federation_status(registry_dir()).to_dict(),
+            "federation": federation_status().to_dict(),
         }
 
     @r.post("/system/free-memory", tags=["system"])

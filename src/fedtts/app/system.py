@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import fedtts
-from fedtts.engine.assets import MODEL_FILENAME, MODEL_SHA256
+from fedtts.engine.assets import MODEL_FILENAME, MODEL_SHA256, registry_dir
 from fedtts.federated.versions import VersionError, VersionRegistry
 from fedtts.frontend import FRONTEND_VERSION
 from fedtts.voice import resolvers, tuner
@@ -108,8 +108,10 @@ class FederationStatus:
         }
 
 
-def federation_status(root: Path) -> FederationStatus:
-    """Global model versions, ε spent and the metric history, from the registry at ``root``."""
+def federation_status(root: Path | None = None) -> FederationStatus:
+    """Global model versions, ε spent and the metric history, from the registry at ``root`` (default:
+    the one cloning reads its tuner from, ``$FEDTTS_FL_REGISTRY`` or the data folder's)."""
+    root = Path(root) if root is not None else registry_dir()
     if not (root / "index.json").is_file():
         return FederationStatus(False, f"no federated rounds yet (registry {root} is empty)")
     try:

@@ -20,9 +20,9 @@ import numpy as np  # noqa: E402
 
 from fedtts.app.batch import TEXT_COMPARE  # noqa: E402
 from fedtts.app.errors import ServiceBusy, ServiceError  # noqa: E402
+from fedtts.app.outputs import OutputsInfo  # noqa: E402
 from fedtts.app.service import ServiceConfig, SpeechRequest, TTSService  # noqa: E402
 from fedtts.app.system import federation_status, versions  # noqa: E402
-from fedtts.engine.assets import registry_dir  # noqa: E402
 from fedtts.frontend import DictionaryError  # noqa: E402
 from fedtts.pipeline.audio_io import to_int16  # noqa: E402
 from fedtts.pipeline.tasks import BatchError, parse_tasks  # noqa: E402
@@ -417,8 +417,8 @@ def _batch_tab(svc: TTSService, voice_dds: list) -> None:
         try:
             tasks, job = svc.jobs.prepare(paths)
             req = SpeechRequest(text="-", sample_rate=int(sr), speed=float(sp), use_phoneme=bool(use))
-            svc.options(req)
-            svc.check_voice_spec(v or DEFAULT_VOICE)
+            options = svc.options(req)
+            voice = svc.check_voice_spec(v or DEFAULT_VOICE)
         except ServiceError as e:
             raise _err(e, svc) from e
         try:
@@ -435,8 +435,7 @@ def _batch_tab(svc: TTSService, voice_dds: list) -> None:
 
         def work():
             try:
-                voice = svc.check_voice_spec(v or DEFAULT_VOICE)
-                result["report"], result["out"] = svc.jobs.run(tasks, job, voice, svc.options(req))
+                result["report"], result["out"] = svc.jobs.run(tasks, job, voice, options)
             except BaseException as e:  # shown in the UI, never lost in a thread
                 result["error"] = e
 
@@ -594,13 +593,13 @@ def _mb(n: int) -> str:
     return f"{n / 1024 / 1024:.1f} MB"
 
 
-def _cap_text(o: dict) -> str:
+def _cap_text(o: OutputsInfo) -> str:
     """The output folder's limits as the System tab states them."""
     parts = []
-    if o.get("max_bytes"):
-        parts.append(f"cap {_mb(o['max_bytes'])}, oldest removed first")
-    if o.get("max_age_s"):
-        parts.append(f"files kept {o['max_age_s'] / 86400:g} days")
+    if o.max_bytes:
+        parts.append(f"cap {_mb(o.max_bytes)}, oldest removed first")
+    if o.max_age_s:
+        parts.append(f"files kept {o.max_age_s / 86400:g} days")
     return "; ".join(parts) or "no cap; `fedtts outputs clean` empties it"
 
 
@@ -622,35 +621,35 @@ def _system_tab(svc: TTSService):
         vt = "### Versions\n| part | version |\n|---|---|\n" + "\n".join(
             f"| {k} | {val} |" for k, val in v.items()
         )
-        st = svc.status().to_dict()
-        c = svc.cache_info().to_dict()
-        fe = c.get("frontend")
+        st = svc.status()
+        c = svc.cache_info()
+        fe = c.frontend
         fe_line = f"{fe['entries']} entries, {_mb(fe['bytes'])}" if fe else "not available yet"
-        q = st["queue"]
+        q = st.queue
         s = (
             "### Memory and caches\n"
-            f"- memory in use: **{st['memory_mb']:.0f} MB**; model loaded: **{'yes' if st['model_loaded'] else 'no'}**\n"
+            f"- memory in use: **{st.memory_mb:.0f} MB**; model loaded: **{'yes' if st.model_loaded else 'no'}**\n"
             f"- front-end cache: {fe_line}\n"
-            f"- cloned voices kept in memory: {c['cloned_voices_in_memory']}\n"
-            f"- uploads: {c['uploads']['files']} files, {_mb(c['uploads']['bytes'])}\n"
-            f"- outputs: {c['outputs']['files']} files, {_mb(c['outputs']['bytes'])} in `{c['outputs']['path']}` "
-            f"({_cap_text(c['outputs'])})\n"
+            f"- cloned voices kept in memory: {c.cloned_voices_in_memory}\n"
+            f"- uploads: {c.uploads.files} files, {_mb(c.uploads.bytes)}\n"
+            f"- outputs: {c.outputs.files} files, {_mb(c.outputs.bytes)} in `{c.outputs.path}` "
+            f"({_cap_text(c.outputs)})\n"
             f"- jobs: {q['running']} running, {q['waiting']} waiting (limit {q['max_concurrent']} + queue "
             f"{q['queue_size']}); {q['completed']} done"
         )
-        f = federation_status(registry_dir()).to_dict()
-        if not f["available"]:
-            return vt, s, f"Not available yet: {f['message']}.", gr.update(visible=False)
-        eps = "—" if f["epsilon"] is None else f"{f['epsilon']:.3f}"
+        f = federation_status()
+        if not f.available:
+            return vt, s, f"Not available yet: {f.message}.", gr.update(visible=False)
+        eps = "—" if f.epsilon is None else f"{f.epsilon:.3f}"
         ft = (
-            f"- current global model: **v{f['current']}**\n- privacy spent: **ε = {eps}** "
-            f"(δ = {f['delta']})\n- versions: {len(f['history'])} in `{f['registry']}`"
+            f"- current global model: **v{f.current}**\n- privacy spent: **ε = {eps}** "
+            f"(δ = {f.delta})\n- versions: {len(f.history)} in `{f.registry}`"
         )
-        rejected = [v for v in f.get("versions", []) if v["status"] == "rejected"]
+        rejected = [v for v in f.versions if v["status"] == "rejected"]
         ft += f"\n- release gate: {len(rejected)} version(s) rejected (never made current)"
         for v in rejected[-3:]:
             ft += f"\n  - v{v['version']} (from v{v['parent']}): {v['reason']}"
-        return vt, s, ft, gr.update(value=_fed_plot(f["history"]), visible=True)
+        return vt, s, ft, gr.update(value=_fed_plot(f.history), visible=True)
 
     def do_clear():
         r = svc.clear_caches()
